@@ -1,0 +1,271 @@
+/*
+ * db.c - connection pool, parameterised queries and migrations.
+ *
+ * NOTES
+ * The pool is a mutex and a condition variable over a small array; the
+ * borrow path is short, so contention stays low even with hundreds of
+ * association threads. Connections are opened lazily and re-opened after a
+ * failure, with no back-off here: callers answer the peer at once (C000,
+ * 0110) instead of stalling an association while the database is away.
+ */
+#include "db.h"
+#include "log.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct dh_db {
+	pthread_mutex_t lock;
+	pthread_cond_t free_cv;
+	char *conninfo;
+	int size;
+	PGconn **conns;  /* NULL: not open */
+	int *borrowed;
+};
+
+static void err_set(dh_db_err *err, const char *state, const char *fmt, const char *detail)
+{
+	if (!err)
+		return;
+	snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state ? state : "");
+	snprintf(err->msg, sizeof(err->msg), fmt, detail ? detail : "");
+	/* libpq messages end with a newline; log lines should not */
+	size_t n = strlen(err->msg);
+	while (n > 0 && (err->msg[n - 1] == '\n' || err->msg[n - 1] == ' '))
+		err->msg[--n] = '\0';
+}
+
+int dh_db_latest_version(void)
+{
+	int v = 0;
+	for (const dh_db_migration *m = dh_db_migrations; m->name; m++)
+		if (m->version > v)
+			v = m->version;
+	return v;
+}
+
+int dh_db_open(dh_db **out, const char *conninfo, int size)
+{
+	dh_db *db = calloc(1, sizeof(*db));
+	if (!db)
+		return -1;
+	db->size = size > 0 ? size : 1;
+	db->conninfo = strdup(conninfo ? conninfo : "");
+	db->conns = calloc((size_t)db->size, sizeof(*db->conns));
+	db->borrowed = calloc((size_t)db->size, sizeof(*db->borrowed));
+	if (!db->conninfo || !db->conns || !db->borrowed) {
+		dh_db_close(db);
+		return -1;
+	}
+	pthread_mutex_init(&db->lock, NULL);
+	pthread_cond_init(&db->free_cv, NULL);
+	*out = db;
+	return 0;
+}
+
+void dh_db_close(dh_db *db)
+{
+	if (!db)
+		return;
+	if (db->conns) {
+		for (int i = 0; i < db->size; i++)
+			if (db->conns[i])
+				PQfinish(db->conns[i]);
+		pthread_mutex_destroy(&db->lock);
+		pthread_cond_destroy(&db->free_cv);
+	}
+	free(db->conns);
+	free(db->borrowed);
+	free(db->conninfo);
+	free(db);
+}
+
+PGconn *dh_db_get(dh_db *db, dh_db_err *err)
+{
+	int slot = -1;
+	pthread_mutex_lock(&db->lock);
+	for (;;) {
+		/* prefer an open connection, then any free slot */
+		for (int i = 0; i < db->size && slot < 0; i++)
+			if (!db->borrowed[i] && db->conns[i])
+				slot = i;
+		for (int i = 0; i < db->size && slot < 0; i++)
+			if (!db->borrowed[i])
+				slot = i;
+		if (slot >= 0)
+			break;
+		pthread_cond_wait(&db->free_cv, &db->lock);
+	}
+	db->borrowed[slot] = 1;
+	PGconn *c = db->conns[slot];
+	pthread_mutex_unlock(&db->lock);
+
+	/* connect outside the lock: it can take a while */
+	if (c && PQstatus(c) != CONNECTION_OK) {
+		PQfinish(c);
+		c = NULL;
+	}
+	if (!c) {
+		c = PQconnectdb(db->conninfo);
+		if (PQstatus(c) != CONNECTION_OK) {
+			err_set(err, "08006", "could not connect to database: %s", PQerrorMessage(c));
+			PQfinish(c);
+			c = NULL;
+		}
+	}
+	pthread_mutex_lock(&db->lock);
+	db->conns[slot] = c;
+	if (!c) {
+		db->borrowed[slot] = 0;
+		pthread_cond_signal(&db->free_cv);
+	}
+	pthread_mutex_unlock(&db->lock);
+	return c;
+}
+
+void dh_db_put(dh_db *db, PGconn *conn, int broken)
+{
+	if (!conn)
+		return;
+	pthread_mutex_lock(&db->lock);
+	for (int i = 0; i < db->size; i++) {
+		if (db->conns[i] == conn) {
+			if (broken || PQstatus(conn) != CONNECTION_OK ||
+			    PQtransactionStatus(conn) != PQTRANS_IDLE) {
+				/* a connection left inside a transaction is not safe to reuse */
+				PQfinish(conn);
+				db->conns[i] = NULL;
+			}
+			db->borrowed[i] = 0;
+			break;
+		}
+	}
+	pthread_cond_signal(&db->free_cv);
+	pthread_mutex_unlock(&db->lock);
+}
+
+PGresult *dh_db_query(PGconn *conn, const char *sql, int nparams,
+		      const char *const *params, dh_db_err *err)
+{
+	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return res;
+	if (res) {
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		err_set(err, state ? state : (PQstatus(conn) == CONNECTION_OK ? "" : "08006"),
+			"%s", PQresultErrorMessage(res));
+		PQclear(res);
+	} else {
+		err_set(err, "08006", "%s", PQerrorMessage(conn));
+	}
+	return NULL;
+}
+
+int dh_db_exec(PGconn *conn, const char *sql, int nparams,
+	       const char *const *params, dh_db_err *err)
+{
+	PGresult *res = dh_db_query(conn, sql, nparams, params, err);
+	if (!res)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+int dh_db_conn_lost(PGconn *conn, const dh_db_err *err)
+{
+	if (conn && PQstatus(conn) != CONNECTION_OK)
+		return 1;
+	if (err && strncmp(err->sqlstate, "08", 2) == 0)
+		return 1;
+	/* 57P01 admin shutdown, 57P02 crash shutdown, 57P03 cannot connect now */
+	if (err && strncmp(err->sqlstate, "57P0", 4) == 0)
+		return 1;
+	return 0;
+}
+
+int dh_db_retryable(const dh_db_err *err)
+{
+	return err && (strcmp(err->sqlstate, "40001") == 0 || strcmp(err->sqlstate, "40P01") == 0);
+}
+
+int dh_db_schema_version(PGconn *conn, int *out, dh_db_err *err)
+{
+	int rc = -1;
+	PGresult *res = dh_db_query(conn,
+		"SELECT CASE WHEN to_regclass('schema_version') IS NULL THEN 0 "
+		"ELSE (SELECT coalesce(max(version), 0) FROM schema_version) END", 0, NULL, err);
+	if (!res)
+		goto done;
+	*out = atoi(PQgetvalue(res, 0, 0));
+	rc = 0;
+done:
+	PQclear(res);
+	return rc;
+}
+
+int dh_db_migrate(PGconn *conn, int *from, int *to, dh_db_err *err)
+{
+	int rc = -1, cur = 0, latest = dh_db_latest_version();
+	int locked = 0;
+
+	/* serialise concurrent migrators (two hubd processes starting together) */
+	if (dh_db_exec(conn, "SELECT pg_advisory_lock(7243001)", 0, NULL, err) < 0)
+		goto done;
+	locked = 1;
+	if (dh_db_exec(conn, "CREATE TABLE IF NOT EXISTS schema_version ("
+		       "version integer PRIMARY KEY, name text NOT NULL, "
+		       "applied_at timestamptz NOT NULL DEFAULT now())", 0, NULL, err) < 0)
+		goto done;
+	if (dh_db_schema_version(conn, &cur, err) < 0)
+		goto done;
+	if (from)
+		*from = cur;
+	if (cur > latest) {
+		char detail[160];
+		snprintf(detail, sizeof(detail),
+			 "database schema version %d is newer than this program knows (%d); "
+			 "upgrade the program", cur, latest);
+		err_set(err, "", "%s", detail);
+		goto done;
+	}
+	for (const dh_db_migration *m = dh_db_migrations; m->name; m++) {
+		if (m->version <= cur)
+			continue;
+		char ver[16];
+		snprintf(ver, sizeof(ver), "%d", m->version);
+		const char *params[2] = { ver, m->name };
+		if (dh_db_exec(conn, "BEGIN", 0, NULL, err) < 0)
+			goto done;
+		/* a migration file holds several statements: simple query protocol, no parameters */
+		PGresult *res = PQexec(conn, m->sql);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+			const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+			char detail[400];
+			snprintf(detail, sizeof(detail), "migration %s failed: %s", m->name,
+				 PQresultErrorMessage(res));
+			err_set(err, state, "%s", detail);
+			PQclear(res);
+			PQclear(PQexec(conn, "ROLLBACK"));
+			goto done;
+		}
+		PQclear(res);
+		if (dh_db_exec(conn, "INSERT INTO schema_version (version, name) VALUES ($1::int, $2)",
+			       2, params, err) < 0 ||
+		    dh_db_exec(conn, "COMMIT", 0, NULL, err) < 0) {
+			PQclear(PQexec(conn, "ROLLBACK"));
+			goto done;
+		}
+		DH_INFO("applied migration %s", m->name);
+		cur = m->version;
+	}
+	if (to)
+		*to = cur;
+	rc = 0;
+done:
+	if (locked)
+		PQclear(PQexec(conn, "SELECT pg_advisory_unlock(7243001)"));
+	return rc;
+}

@@ -1,0 +1,89 @@
+/*
+ * db.h - the one module that owns PostgreSQL connections (libpq).
+ *
+ * A dh_db is a fixed-size pool of connections shared by threads. A thread
+ * borrows a connection for one unit of work (dh_db_get), returns it
+ * (dh_db_put) and says whether it broke. Broken or lost connections are
+ * re-opened lazily on the next borrow, so the daemon survives a database
+ * restart without restarting itself; while the server is away dh_db_get
+ * answers NULL at once and callers report "unable to process".
+ *
+ * SQL reaches the server only through PQexecParams with bound parameters.
+ * Errors carry the SQLSTATE so callers branch on it (08xxx lost connection,
+ * 23505 duplicate key, 40001/40P01 retry).
+ *
+ * Migrations: sql/NNN_name.sql are compiled into the binary (see
+ * embed_migrations.cmake). dh_db_migrate applies the missing ones, each in
+ * its own transaction, under an advisory lock, and records them in
+ * schema_version. A database newer than the binary is an error.
+ */
+#ifndef DH_DB_H
+#define DH_DB_H
+
+#include <libpq-fe.h>
+
+typedef struct {
+	int version;
+	const char *name;
+	const char *sql;
+} dh_db_migration;
+
+/* Generated from sql/; ends with an entry whose name is NULL. */
+extern const dh_db_migration dh_db_migrations[];
+
+/* The highest migration version compiled in. */
+int dh_db_latest_version(void);
+
+typedef struct {
+	char sqlstate[6]; /* "" when the error did not come from the server */
+	char msg[512];
+} dh_db_err;
+
+typedef struct dh_db dh_db;
+
+/*
+ * Creates a pool of size connections (opened lazily). conninfo is copied.
+ * Returns 0 or -1 (allocation failure).
+ */
+int dh_db_open(dh_db **out, const char *conninfo, int size);
+
+/* Closes every connection; the pool must have none borrowed. NULL is fine. */
+void dh_db_close(dh_db *db);
+
+/*
+ * Borrows a connection, waiting while all are borrowed. Reconnects when the
+ * connection is missing or bad. Returns NULL (message in err) when the
+ * server cannot be reached. The connection stays the pool's.
+ */
+PGconn *dh_db_get(dh_db *db, dh_db_err *err);
+
+/* Returns a borrowed connection; broken != 0 closes it (e.g. after an 08xxx error). */
+void dh_db_put(dh_db *db, PGconn *conn, int broken);
+
+/*
+ * Runs one statement with text parameters (NULL entries are SQL NULL).
+ * Returns the result (caller PQclear's it) or NULL with err filled.
+ */
+PGresult *dh_db_query(PGconn *conn, const char *sql, int nparams,
+		      const char *const *params, dh_db_err *err);
+
+/* Like dh_db_query for statements without rows; returns 0 or -1. */
+int dh_db_exec(PGconn *conn, const char *sql, int nparams,
+	       const char *const *params, dh_db_err *err);
+
+/* 1 when err (or the connection's state) means the connection is gone. */
+int dh_db_conn_lost(PGconn *conn, const dh_db_err *err);
+
+/* 1 when the error is worth retrying the transaction (serialization, deadlock). */
+int dh_db_retryable(const dh_db_err *err);
+
+/* Reads the schema version (0 for an empty database). Returns 0 or -1. */
+int dh_db_schema_version(PGconn *conn, int *out, dh_db_err *err);
+
+/*
+ * Applies missing migrations. from and to (may be NULL) receive the versions
+ * before and after. Fails (-1) when the database is newer than this binary.
+ */
+int dh_db_migrate(PGconn *conn, int *from, int *to, dh_db_err *err);
+
+#endif

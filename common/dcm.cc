@@ -1,0 +1,1083 @@
+/*
+ * dcm.cc - the DCMTK adapter behind dcm.h (the project's only C++).
+ *
+ * NOTES
+ * - We use DCMTK's association and DIMSE layers directly (ASC_*, DIMSE_*),
+ *   not DcmSCP/DcmSCPPool: the pool in 3.6.7 leaks per association and
+ *   rejects when busy, and the C side wants to own threads and policy.
+ * - Several threads may sit in ASC_receiveAssociation on one network: each
+ *   polls the listening socket and then blocks in accept(); whichever wins
+ *   reads the A-ASSOCIATE-RQ with the network's ACSE time-out, so one slow
+ *   peer holds one acceptor thread for at most that long.
+ * - C-STORE data sets are streamed to a file (DIMSE_receiveDataSetInFile)
+ *   without passing through the parser: the bytes on disk are the bytes on
+ *   the wire, which keeps every element, private or broken, as sent.
+ * - Nothing here throws: DCMTK reports by OFCondition, and we map those to
+ *   dh_dcm_rc with a message.
+ */
+#include "dcm.h"
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcostrmf.h>
+#include <dcmtk/dcmdata/dcpath.h>
+#include <dcmtk/dcmdata/dcrledrg.h>
+#include <dcmtk/dcmdata/dctk.h>
+#include <dcmtk/dcmjpeg/djdecode.h>
+#include <dcmtk/dcmjpls/djdecode.h>
+#include <dcmtk/dcmnet/assoc.h>
+#include <dcmtk/dcmnet/dimse.h>
+#include <dcmtk/dcmnet/diutil.h>
+#include <dcmtk/oflog/oflog.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+struct dh_dcm_net {
+	T_ASC_Network *net;
+};
+
+struct dh_dcm_assoc {
+	T_ASC_Association *assoc;
+	T_ASC_Network *own_net;    /* requestor side: the network we created */
+	T_DIMSE_Message last;      /* last command received (for C-STORE file meta) */
+	std::vector<T_ASC_PresentationContext> proposed;
+	SOPClassExtendedNegotiationSubItemList *accepted_ext;
+	char calling[17], called[17], peer[64];
+};
+
+struct dh_dcm_ds {
+	DcmFileFormat ff;
+};
+
+static void set_err(char *err, size_t len, const char *what, const OFCondition &c)
+{
+	if (err && len)
+		snprintf(err, len, "%s: %s", what, c.text());
+}
+
+static void set_err_text(char *err, size_t len, const char *text)
+{
+	if (err && len)
+		snprintf(err, len, "%s", text);
+}
+
+static void copy_str(char *dst, size_t len, const char *src)
+{
+	snprintf(dst, len, "%s", src ? src : "");
+}
+
+/* ---- process set-up ---------------------------------------------------- */
+
+extern "C" void dh_dcm_global_init(int log_level)
+{
+	/* DCMTK reads TCP_NODELAY per socket; Nagle costs ~40-90 ms per small PDU */
+	setenv("TCP_NODELAY", "1", 1);
+	DJDecoderRegistration::registerCodecs();
+	DJLSDecoderRegistration::registerCodecs();
+	DcmRLEDecoderRegistration::registerCodecs();
+	OFLogger::LogLevel lvl = OFLogger::ERROR_LOG_LEVEL;
+	if (log_level >= 4)
+		lvl = OFLogger::DEBUG_LOG_LEVEL;
+	else if (log_level >= 3)
+		lvl = OFLogger::WARN_LOG_LEVEL;
+	OFLog::configure(lvl);
+	/* bounded TCP connect for every association we request */
+	dcmConnectionTimeout.set(10);
+	/* keep meta headers as received on write; do not add group lengths */
+	dcmEnableAutomaticInputDataCorrection.set(OFFalse);
+}
+
+/* ---- acceptor ---------------------------------------------------------- */
+
+extern "C" int dh_dcm_net_listen(dh_dcm_net **out, int port, int acse_timeout, char *err, size_t errlen)
+{
+	dh_dcm_net *n = new dh_dcm_net();
+	OFCondition c = ASC_initializeNetwork(NET_ACCEPTOR, port, acse_timeout, &n->net);
+	if (c.bad()) {
+		set_err(err, errlen, "cannot listen", c);
+		delete n;
+		return DH_DCM_ERROR;
+	}
+	*out = n;
+	return DH_DCM_OK;
+}
+
+extern "C" void dh_dcm_net_free(dh_dcm_net *net)
+{
+	if (!net)
+		return;
+	if (net->net)
+		ASC_dropNetwork(&net->net);
+	delete net;
+}
+
+static void assoc_destroy(dh_dcm_assoc *a)
+{
+	if (!a)
+		return;
+	if (a->assoc) {
+		ASC_dropSCPAssociation(a->assoc, 1);
+		ASC_destroyAssociation(&a->assoc);
+	}
+	if (a->accepted_ext) {
+		for (SOPClassExtendedNegotiationSubItem *i : *a->accepted_ext)
+			delete i;
+		delete a->accepted_ext;
+	}
+	if (a->own_net)
+		ASC_dropNetwork(&a->own_net);
+	delete a;
+}
+
+extern "C" int dh_dcm_net_accept(dh_dcm_net *net, int timeout_s, int max_pdu, dh_dcm_assoc **out,
+				 char *err, size_t errlen)
+{
+	*out = NULL;
+	T_ASC_Association *assoc = NULL;
+	OFCondition c = ASC_receiveAssociation(net->net, &assoc, max_pdu, NULL, NULL, OFFalse,
+					       DUL_NOBLOCK, timeout_s);
+	if (c.bad()) {
+		int rc = (c == DUL_NOASSOCIATIONREQUEST) ? DH_DCM_TIMEOUT : DH_DCM_ERROR;
+		if (rc == DH_DCM_ERROR)
+			set_err(err, errlen, "bad association request", c);
+		if (assoc) {
+			ASC_dropAssociation(assoc);
+			ASC_destroyAssociation(&assoc);
+		}
+		return rc;
+	}
+	dh_dcm_assoc *a = new dh_dcm_assoc();
+	a->assoc = assoc;
+	ASC_getAPTitles(assoc->params, a->calling, sizeof(a->calling), a->called, sizeof(a->called),
+			NULL, 0);
+	copy_str(a->peer, sizeof(a->peer), assoc->params->DULparams.callingPresentationAddress);
+	int n = ASC_countPresentationContexts(assoc->params);
+	for (int i = 0; i < n; i++) {
+		T_ASC_PresentationContext pc;
+		if (ASC_getPresentationContext(assoc->params, i, &pc).good())
+			a->proposed.push_back(pc);
+	}
+	*out = a;
+	return DH_DCM_OK;
+}
+
+extern "C" const char *dh_dcm_assoc_calling_ae(const dh_dcm_assoc *a) { return a->calling; }
+extern "C" const char *dh_dcm_assoc_called_ae(const dh_dcm_assoc *a) { return a->called; }
+extern "C" const char *dh_dcm_assoc_peer_host(const dh_dcm_assoc *a) { return a->peer; }
+extern "C" int dh_dcm_assoc_pc_count(const dh_dcm_assoc *a) { return (int)a->proposed.size(); }
+
+static int role_from_dcmtk(T_ASC_SC_ROLE r)
+{
+	switch (r) {
+	case ASC_SC_ROLE_SCU: return 1;
+	case ASC_SC_ROLE_SCP: return 2;
+	case ASC_SC_ROLE_SCUSCP: return 3;
+	default: return 0;
+	}
+}
+
+static T_ASC_SC_ROLE role_to_dcmtk(int r)
+{
+	switch (r) {
+	case 1: return ASC_SC_ROLE_SCU;
+	case 2: return ASC_SC_ROLE_SCP;
+	case 3: return ASC_SC_ROLE_SCUSCP;
+	default: return ASC_SC_ROLE_DEFAULT;
+	}
+}
+
+extern "C" int dh_dcm_assoc_pc_get(const dh_dcm_assoc *a, int i, int *id, const char **abstract_syntax,
+				   const char *const **ts, int *n_ts, int *role)
+{
+	if (i < 0 || i >= (int)a->proposed.size())
+		return DH_DCM_ERROR;
+	const T_ASC_PresentationContext &pc = a->proposed[(size_t)i];
+	/* proposedTransferSyntaxes is an array of fixed char arrays; hand out pointers */
+	static thread_local const char *ptrs[DICOM_MAXTRANSFERSYNTAXES];
+	for (int k = 0; k < pc.transferSyntaxCount && k < DICOM_MAXTRANSFERSYNTAXES; k++)
+		ptrs[k] = pc.proposedTransferSyntaxes[k];
+	*id = pc.presentationContextID;
+	*abstract_syntax = pc.abstractSyntax;
+	*ts = ptrs;
+	*n_ts = pc.transferSyntaxCount;
+	*role = role_from_dcmtk(pc.proposedRole);
+	return DH_DCM_OK;
+}
+
+extern "C" int dh_dcm_assoc_pc_accept(dh_dcm_assoc *a, int id, const char *ts, int role,
+				      const unsigned char *ext_neg, size_t ext_len)
+{
+	OFCondition c = ASC_acceptPresentationContext(a->assoc->params, (T_ASC_PresentationContextID)id,
+						      ts, role_to_dcmtk(role));
+	if (c.bad())
+		return DH_DCM_ERROR;
+	if (ext_neg && ext_len) {
+		const char *abstract = NULL;
+		for (const T_ASC_PresentationContext &pc : a->proposed)
+			if (pc.presentationContextID == id)
+				abstract = pc.abstractSyntax;
+		if (!abstract)
+			return DH_DCM_ERROR;
+		if (!a->accepted_ext)
+			a->accepted_ext = new SOPClassExtendedNegotiationSubItemList();
+		for (SOPClassExtendedNegotiationSubItem *i : *a->accepted_ext)
+			if (i->sopClassUID == abstract)
+				return DH_DCM_OK; /* one reply per SOP class */
+		SOPClassExtendedNegotiationSubItem *item = new SOPClassExtendedNegotiationSubItem();
+		item->sopClassUID = abstract;
+		item->serviceClassAppInfoLength = (unsigned short)ext_len;
+		item->serviceClassAppInfo = new unsigned char[ext_len];
+		memcpy(item->serviceClassAppInfo, ext_neg, ext_len);
+		a->accepted_ext->push_back(item);
+	}
+	return DH_DCM_OK;
+}
+
+extern "C" const unsigned char *dh_dcm_assoc_ext_neg(const dh_dcm_assoc *a, const char *abstract_syntax,
+						     size_t *len)
+{
+	SOPClassExtendedNegotiationSubItemList *list = NULL;
+	ASC_getRequestedExtNegList(a->assoc->params, &list);
+	if (!list)
+		return NULL;
+	for (SOPClassExtendedNegotiationSubItem *i : *list) {
+		if (i->sopClassUID == abstract_syntax && i->serviceClassAppInfoLength > 0) {
+			*len = i->serviceClassAppInfoLength;
+			return i->serviceClassAppInfo;
+		}
+	}
+	return NULL;
+}
+
+extern "C" int dh_dcm_assoc_acknowledge(dh_dcm_assoc *a, char *err, size_t errlen)
+{
+	if (a->accepted_ext)
+		ASC_setAcceptedExtNegList(a->assoc->params, a->accepted_ext);
+	OFCondition c = ASC_acknowledgeAssociation(a->assoc);
+	if (c.bad()) {
+		set_err(err, errlen, "cannot acknowledge association", c);
+		return DH_DCM_ERROR;
+	}
+	return DH_DCM_OK;
+}
+
+extern "C" int dh_dcm_assoc_reject(dh_dcm_assoc *a, int result, int source, int reason)
+{
+	T_ASC_RejectParameters rej;
+	rej.result = result == 1 ? ASC_RESULT_REJECTEDPERMANENT : ASC_RESULT_REJECTEDTRANSIENT;
+	switch (source) {
+	case 2: rej.source = ASC_SOURCE_SERVICEPROVIDER_ACSE_RELATED; break;
+	case 3: rej.source = ASC_SOURCE_SERVICEPROVIDER_PRESENTATION_RELATED; break;
+	default: rej.source = ASC_SOURCE_SERVICEUSER; break;
+	}
+	rej.reason = (T_ASC_RejectParametersReason)((source << 8) | reason);
+	OFCondition c = ASC_rejectAssociation(a->assoc, &rej);
+	return c.good() ? DH_DCM_OK : DH_DCM_ERROR;
+}
+
+/* ---- requesting an association ----------------------------------------- */
+
+extern "C" int dh_dcm_assoc_request(dh_dcm_assoc **out, const char *calling_ae, const char *called_ae,
+				    const char *host, int port, int max_pdu, int timeout_s,
+				    const dh_dcm_pc_req *pcs, int n_pcs, char *err, size_t errlen)
+{
+	*out = NULL;
+	dh_dcm_assoc *a = new dh_dcm_assoc();
+	T_ASC_Parameters *params = NULL;
+	char addr[300];
+	int rc = DH_DCM_ERROR;
+	OFCondition c = ASC_initializeNetwork(NET_REQUESTOR, 0, timeout_s, &a->own_net);
+	if (c.bad()) {
+		set_err(err, errlen, "cannot initialise network", c);
+		goto done;
+	}
+	c = ASC_createAssociationParameters(&params, max_pdu);
+	if (c.bad()) {
+		set_err(err, errlen, "cannot create association", c);
+		goto done;
+	}
+	ASC_setAPTitles(params, calling_ae, called_ae, NULL);
+	snprintf(addr, sizeof(addr), "%s:%d", host, port);
+	ASC_setPresentationAddresses(params, "localhost", addr);
+	for (int i = 0; i < n_pcs; i++) {
+		std::vector<const char *> ts(pcs[i].ts, pcs[i].ts + pcs[i].n_ts);
+		c = ASC_addPresentationContext(params, (T_ASC_PresentationContextID)(2 * i + 1),
+					       pcs[i].abstract_syntax, ts.data(), pcs[i].n_ts,
+					       role_to_dcmtk(pcs[i].role));
+		if (c.bad()) {
+			set_err(err, errlen, "cannot add presentation context", c);
+			ASC_destroyAssociationParameters(&params);
+			goto done;
+		}
+	}
+	c = ASC_requestAssociation(a->own_net, params, &a->assoc, NULL, NULL, DUL_BLOCK, timeout_s);
+	if (c.bad()) {
+		if (c == DUL_ASSOCIATIONREJECTED) {
+			T_ASC_RejectParameters rej;
+			ASC_getRejectParameters(params, &rej);
+			OFString s;
+			if (err && errlen)
+				snprintf(err, errlen, "association rejected: %s",
+					 ASC_printRejectParameters(s, &rej).c_str());
+			rc = DH_DCM_REJECTED;
+		} else {
+			set_err(err, errlen, "association request failed", c);
+		}
+		if (!a->assoc)
+			ASC_destroyAssociationParameters(&params);
+		goto done;
+	}
+	if (ASC_countAcceptedPresentationContexts(a->assoc->params) == 0) {
+		set_err_text(err, errlen, "association accepted with no presentation context");
+		ASC_abortAssociation(a->assoc);
+		goto done;
+	}
+	copy_str(a->calling, sizeof(a->calling), calling_ae);
+	copy_str(a->called, sizeof(a->called), called_ae);
+	copy_str(a->peer, sizeof(a->peer), host);
+	*out = a;
+	a = NULL;
+	rc = DH_DCM_OK;
+done:
+	assoc_destroy(a);
+	return rc;
+}
+
+extern "C" int dh_dcm_assoc_find_pc(const dh_dcm_assoc *a, const char *abstract_syntax, const char *ts,
+				    int *id, const char **accepted_ts)
+{
+	T_ASC_PresentationContextID pid = ts
+		? ASC_findAcceptedPresentationContextID(a->assoc, abstract_syntax, ts)
+		: ASC_findAcceptedPresentationContextID(a->assoc, abstract_syntax);
+	if (pid == 0)
+		return DH_DCM_ABSENT;
+	if (ts) {
+		/* the ts-aware lookup falls back to any TS; insist on the one asked for */
+		const char *acc = dh_dcm_assoc_pc_ts(a, pid);
+		if (!acc || strcmp(acc, ts) != 0)
+			return DH_DCM_ABSENT;
+	}
+	*id = pid;
+	if (accepted_ts)
+		*accepted_ts = dh_dcm_assoc_pc_ts(a, pid);
+	return DH_DCM_OK;
+}
+
+extern "C" const char *dh_dcm_assoc_pc_ts(const dh_dcm_assoc *a, int id)
+{
+	/* accepted contexts live in the DUL parameter list; walk it directly so
+	 * the returned pointer stays valid while the association does */
+	LST_HEAD **l = &a->assoc->params->DULparams.acceptedPresentationContext;
+	if (!*l)
+		return NULL;
+	DUL_PRESENTATIONCONTEXT *pc = (DUL_PRESENTATIONCONTEXT *)LST_Head(l);
+	if (pc)
+		(void)LST_Position(l, (LST_NODE *)pc);
+	while (pc) {
+		if (pc->presentationContextID == id && pc->result == ASC_P_ACCEPTANCE)
+			return pc->acceptedTransferSyntax;
+		pc = (DUL_PRESENTATIONCONTEXT *)LST_Next(l);
+	}
+	return NULL;
+}
+
+extern "C" int dh_dcm_assoc_release(dh_dcm_assoc *a)
+{
+	return ASC_releaseAssociation(a->assoc).good() ? DH_DCM_OK : DH_DCM_ERROR;
+}
+
+extern "C" void dh_dcm_assoc_abort(dh_dcm_assoc *a)
+{
+	if (a && a->assoc)
+		ASC_abortAssociation(a->assoc);
+}
+
+extern "C" void dh_dcm_assoc_free(dh_dcm_assoc *a)
+{
+	assoc_destroy(a);
+}
+
+/* ---- DIMSE ------------------------------------------------------------- */
+
+static int map_receive_cond(const OFCondition &c, char *err, size_t errlen)
+{
+	if (c == DIMSE_NODATAAVAILABLE)
+		return DH_DCM_TIMEOUT;
+	if (c == DUL_PEERABORTEDASSOCIATION || c == DUL_NETWORKCLOSED)
+		return DH_DCM_ABORTED;
+	set_err(err, errlen, "receive failed", c);
+	return DH_DCM_ERROR;
+}
+
+extern "C" int dh_dcm_receive_command(dh_dcm_assoc *a, int timeout_s, dh_dcm_cmd *cmd, char *err,
+				      size_t errlen)
+{
+	T_ASC_PresentationContextID pcid = 0;
+	DcmDataset *detail = NULL;
+	memset(cmd, 0, sizeof(*cmd));
+	memset(&a->last, 0, sizeof(a->last));
+	OFCondition c = DIMSE_receiveCommand(a->assoc, DIMSE_NONBLOCKING, timeout_s, &pcid, &a->last,
+					     &detail);
+	delete detail;
+	if (c == DUL_PEERREQUESTEDRELEASE) {
+		ASC_acknowledgeRelease(a->assoc);
+		return DH_DCM_RELEASED;
+	}
+	if (c.bad())
+		return map_receive_cond(c, err, errlen);
+	cmd->pc_id = pcid;
+	const T_DIMSE_Message &m = a->last;
+	switch (m.CommandField) {
+	case DIMSE_C_ECHO_RQ:
+		cmd->type = DH_DIMSE_C_ECHO_RQ;
+		cmd->msg_id = m.msg.CEchoRQ.MessageID;
+		copy_str(cmd->sop_class, sizeof(cmd->sop_class), m.msg.CEchoRQ.AffectedSOPClassUID);
+		cmd->has_dataset = m.msg.CEchoRQ.DataSetType != DIMSE_DATASET_NULL;
+		break;
+	case DIMSE_C_STORE_RQ:
+		cmd->type = DH_DIMSE_C_STORE_RQ;
+		cmd->msg_id = m.msg.CStoreRQ.MessageID;
+		copy_str(cmd->sop_class, sizeof(cmd->sop_class), m.msg.CStoreRQ.AffectedSOPClassUID);
+		copy_str(cmd->sop_instance, sizeof(cmd->sop_instance), m.msg.CStoreRQ.AffectedSOPInstanceUID);
+		cmd->priority = m.msg.CStoreRQ.Priority;
+		if (m.msg.CStoreRQ.opts & O_STORE_MOVEORIGINATORAETITLE)
+			copy_str(cmd->move_orig_ae, sizeof(cmd->move_orig_ae),
+				 m.msg.CStoreRQ.MoveOriginatorApplicationEntityTitle);
+		if (m.msg.CStoreRQ.opts & O_STORE_MOVEORIGINATORID)
+			cmd->move_orig_msg_id = m.msg.CStoreRQ.MoveOriginatorID;
+		cmd->has_dataset = m.msg.CStoreRQ.DataSetType != DIMSE_DATASET_NULL;
+		break;
+	case DIMSE_C_FIND_RQ:
+		cmd->type = DH_DIMSE_C_FIND_RQ;
+		cmd->msg_id = m.msg.CFindRQ.MessageID;
+		copy_str(cmd->sop_class, sizeof(cmd->sop_class), m.msg.CFindRQ.AffectedSOPClassUID);
+		cmd->priority = m.msg.CFindRQ.Priority;
+		cmd->has_dataset = m.msg.CFindRQ.DataSetType != DIMSE_DATASET_NULL;
+		break;
+	case DIMSE_C_MOVE_RQ:
+		cmd->type = DH_DIMSE_C_MOVE_RQ;
+		cmd->msg_id = m.msg.CMoveRQ.MessageID;
+		copy_str(cmd->sop_class, sizeof(cmd->sop_class), m.msg.CMoveRQ.AffectedSOPClassUID);
+		copy_str(cmd->move_dest, sizeof(cmd->move_dest), m.msg.CMoveRQ.MoveDestination);
+		cmd->priority = m.msg.CMoveRQ.Priority;
+		cmd->has_dataset = m.msg.CMoveRQ.DataSetType != DIMSE_DATASET_NULL;
+		break;
+	case DIMSE_C_GET_RQ:
+		cmd->type = DH_DIMSE_C_GET_RQ;
+		cmd->msg_id = m.msg.CGetRQ.MessageID;
+		copy_str(cmd->sop_class, sizeof(cmd->sop_class), m.msg.CGetRQ.AffectedSOPClassUID);
+		cmd->has_dataset = m.msg.CGetRQ.DataSetType != DIMSE_DATASET_NULL;
+		break;
+	case DIMSE_C_CANCEL_RQ:
+		cmd->type = DH_DIMSE_C_CANCEL_RQ;
+		cmd->msg_id = m.msg.CCancelRQ.MessageIDBeingRespondedTo;
+		cmd->has_dataset = m.msg.CCancelRQ.DataSetType != DIMSE_DATASET_NULL;
+		break;
+	case DIMSE_N_ACTION_RQ:
+		cmd->type = DH_DIMSE_N_ACTION_RQ;
+		cmd->msg_id = m.msg.NActionRQ.MessageID;
+		copy_str(cmd->sop_class, sizeof(cmd->sop_class), m.msg.NActionRQ.RequestedSOPClassUID);
+		copy_str(cmd->sop_instance, sizeof(cmd->sop_instance), m.msg.NActionRQ.RequestedSOPInstanceUID);
+		cmd->type_id = m.msg.NActionRQ.ActionTypeID;
+		cmd->has_dataset = m.msg.NActionRQ.DataSetType != DIMSE_DATASET_NULL;
+		break;
+	case DIMSE_N_EVENT_REPORT_RQ:
+		cmd->type = DH_DIMSE_N_EVENT_REPORT_RQ;
+		cmd->msg_id = m.msg.NEventReportRQ.MessageID;
+		copy_str(cmd->sop_class, sizeof(cmd->sop_class), m.msg.NEventReportRQ.AffectedSOPClassUID);
+		copy_str(cmd->sop_instance, sizeof(cmd->sop_instance),
+			 m.msg.NEventReportRQ.AffectedSOPInstanceUID);
+		cmd->type_id = m.msg.NEventReportRQ.EventTypeID;
+		cmd->has_dataset = m.msg.NEventReportRQ.DataSetType != DIMSE_DATASET_NULL;
+		break;
+	case DIMSE_N_CREATE_RQ:
+		cmd->type = DH_DIMSE_N_CREATE_RQ;
+		cmd->msg_id = m.msg.NCreateRQ.MessageID;
+		copy_str(cmd->sop_class, sizeof(cmd->sop_class), m.msg.NCreateRQ.AffectedSOPClassUID);
+		copy_str(cmd->sop_instance, sizeof(cmd->sop_instance), m.msg.NCreateRQ.AffectedSOPInstanceUID);
+		cmd->has_dataset = m.msg.NCreateRQ.DataSetType != DIMSE_DATASET_NULL;
+		break;
+	case DIMSE_N_SET_RQ:
+		cmd->type = DH_DIMSE_N_SET_RQ;
+		cmd->msg_id = m.msg.NSetRQ.MessageID;
+		copy_str(cmd->sop_class, sizeof(cmd->sop_class), m.msg.NSetRQ.RequestedSOPClassUID);
+		copy_str(cmd->sop_instance, sizeof(cmd->sop_instance), m.msg.NSetRQ.RequestedSOPInstanceUID);
+		cmd->has_dataset = m.msg.NSetRQ.DataSetType != DIMSE_DATASET_NULL;
+		break;
+	default:
+		cmd->type = DH_DIMSE_OTHER;
+		break;
+	}
+	return DH_DCM_OK;
+}
+
+extern "C" int dh_dcm_receive_store_file(dh_dcm_assoc *a, const dh_dcm_cmd *cmd, const char *path,
+					 int timeout_s, char *err, size_t errlen)
+{
+	DcmOutputFileStream *fs = NULL;
+	T_ASC_PresentationContextID pcid = 0;
+	OFCondition c = DIMSE_createFilestream(path, &a->last.msg.CStoreRQ, a->assoc,
+					       (T_ASC_PresentationContextID)cmd->pc_id, OFTrue, &fs);
+	if (c.bad()) {
+		int e = errno;
+		set_err(err, errlen, "cannot create file", c);
+		dh_dcm_receive_discard(a, timeout_s);
+		return (e == ENOSPC || e == EDQUOT) ? DH_DCM_NOSPACE : DH_DCM_ERROR;
+	}
+	c = DIMSE_receiveDataSetInFile(a->assoc, DIMSE_NONBLOCKING, timeout_s, &pcid, fs, NULL, NULL);
+	int write_errno = errno;
+	OFBool ok = fs->good();
+	delete fs; /* closes the file */
+	if (c.bad() || !ok) {
+		int rc;
+		if (c == DIMSE_OUTOFRESOURCES || c.code() == DIMSEC_OUTOFRESOURCES) {
+			rc = (write_errno == ENOSPC || write_errno == EDQUOT) ? DH_DCM_NOSPACE : DH_DCM_ERROR;
+			set_err(err, errlen, "cannot write data set", c);
+		} else {
+			rc = map_receive_cond(c, err, errlen);
+		}
+		unlink(path);
+		return rc;
+	}
+	return DH_DCM_OK;
+}
+
+extern "C" int dh_dcm_receive_discard(dh_dcm_assoc *a, int timeout_s)
+{
+	DIC_UL bytes = 0, pdvs = 0;
+	OFCondition c = DIMSE_ignoreDataSet(a->assoc, DIMSE_NONBLOCKING, timeout_s, &bytes, &pdvs);
+	return c.good() ? DH_DCM_OK : DH_DCM_ERROR;
+}
+
+extern "C" int dh_dcm_receive_dataset(dh_dcm_assoc *a, int timeout_s, dh_dcm_ds **out, char *err,
+				      size_t errlen)
+{
+	DcmDataset *ds = NULL;
+	T_ASC_PresentationContextID pcid = 0;
+	OFCondition c = DIMSE_receiveDataSetInMemory(a->assoc, DIMSE_NONBLOCKING, timeout_s, &pcid, &ds,
+						     NULL, NULL);
+	if (c.bad())
+		return map_receive_cond(c, err, errlen);
+	dh_dcm_ds *d = new dh_dcm_ds();
+	/* DcmFileFormat owns a dataset; replace it by the received one */
+	d->ff.getDataset()->clear();
+	for (unsigned long i = 0; i < ds->card(); i++)
+		d->ff.getDataset()->insert(OFstatic_cast(DcmElement *, ds->getElement(i)->clone()));
+	delete ds;
+	*out = d;
+	return DH_DCM_OK;
+}
+
+extern "C" int dh_dcm_send_response(dh_dcm_assoc *a, const dh_dcm_cmd *cmd, unsigned int status,
+				    const dh_dcm_ds *ds, const char *error_comment, const int counts[4])
+{
+	T_DIMSE_Message rsp;
+	memset(&rsp, 0, sizeof(rsp));
+	DcmDataset *payload = ds ? const_cast<dh_dcm_ds *>(ds)->ff.getDataset() : NULL;
+	T_DIMSE_DataSetType dst = payload ? DIMSE_DATASET_PRESENT : DIMSE_DATASET_NULL;
+	DcmDataset *detail = NULL;
+	if (error_comment && *error_comment) {
+		detail = new DcmDataset();
+		std::string ec(error_comment, strnlen(error_comment, 64));
+		detail->putAndInsertString(DCM_ErrorComment, ec.c_str());
+	}
+	switch (cmd->type) {
+	case DH_DIMSE_C_ECHO_RQ:
+		rsp.CommandField = DIMSE_C_ECHO_RSP;
+		rsp.msg.CEchoRSP.MessageIDBeingRespondedTo = cmd->msg_id;
+		copy_str(rsp.msg.CEchoRSP.AffectedSOPClassUID, sizeof(DIC_UI), cmd->sop_class);
+		rsp.msg.CEchoRSP.DimseStatus = (DIC_US)status;
+		rsp.msg.CEchoRSP.DataSetType = DIMSE_DATASET_NULL;
+		rsp.msg.CEchoRSP.opts = O_ECHO_AFFECTEDSOPCLASSUID;
+		break;
+	case DH_DIMSE_C_STORE_RQ:
+		rsp.CommandField = DIMSE_C_STORE_RSP;
+		rsp.msg.CStoreRSP.MessageIDBeingRespondedTo = cmd->msg_id;
+		copy_str(rsp.msg.CStoreRSP.AffectedSOPClassUID, sizeof(DIC_UI), cmd->sop_class);
+		copy_str(rsp.msg.CStoreRSP.AffectedSOPInstanceUID, sizeof(DIC_UI), cmd->sop_instance);
+		rsp.msg.CStoreRSP.DimseStatus = (DIC_US)status;
+		rsp.msg.CStoreRSP.DataSetType = DIMSE_DATASET_NULL;
+		rsp.msg.CStoreRSP.opts = O_STORE_AFFECTEDSOPCLASSUID | O_STORE_AFFECTEDSOPINSTANCEUID;
+		payload = NULL;
+		break;
+	case DH_DIMSE_C_FIND_RQ:
+		rsp.CommandField = DIMSE_C_FIND_RSP;
+		rsp.msg.CFindRSP.MessageIDBeingRespondedTo = cmd->msg_id;
+		copy_str(rsp.msg.CFindRSP.AffectedSOPClassUID, sizeof(DIC_UI), cmd->sop_class);
+		rsp.msg.CFindRSP.DimseStatus = (DIC_US)status;
+		rsp.msg.CFindRSP.DataSetType = dst;
+		rsp.msg.CFindRSP.opts = O_FIND_AFFECTEDSOPCLASSUID;
+		break;
+	case DH_DIMSE_C_MOVE_RQ:
+		rsp.CommandField = DIMSE_C_MOVE_RSP;
+		rsp.msg.CMoveRSP.MessageIDBeingRespondedTo = cmd->msg_id;
+		copy_str(rsp.msg.CMoveRSP.AffectedSOPClassUID, sizeof(DIC_UI), cmd->sop_class);
+		rsp.msg.CMoveRSP.DimseStatus = (DIC_US)status;
+		rsp.msg.CMoveRSP.DataSetType = dst;
+		rsp.msg.CMoveRSP.opts = O_MOVE_AFFECTEDSOPCLASSUID;
+		if (counts) {
+			rsp.msg.CMoveRSP.NumberOfRemainingSubOperations = (DIC_US)counts[0];
+			rsp.msg.CMoveRSP.NumberOfCompletedSubOperations = (DIC_US)counts[1];
+			rsp.msg.CMoveRSP.NumberOfFailedSubOperations = (DIC_US)counts[2];
+			rsp.msg.CMoveRSP.NumberOfWarningSubOperations = (DIC_US)counts[3];
+			rsp.msg.CMoveRSP.opts |= O_MOVE_NUMBEROFREMAININGSUBOPERATIONS |
+				O_MOVE_NUMBEROFCOMPLETEDSUBOPERATIONS | O_MOVE_NUMBEROFFAILEDSUBOPERATIONS |
+				O_MOVE_NUMBEROFWARNINGSUBOPERATIONS;
+		}
+		break;
+	case DH_DIMSE_N_ACTION_RQ:
+		rsp.CommandField = DIMSE_N_ACTION_RSP;
+		rsp.msg.NActionRSP.MessageIDBeingRespondedTo = cmd->msg_id;
+		copy_str(rsp.msg.NActionRSP.AffectedSOPClassUID, sizeof(DIC_UI), cmd->sop_class);
+		copy_str(rsp.msg.NActionRSP.AffectedSOPInstanceUID, sizeof(DIC_UI), cmd->sop_instance);
+		rsp.msg.NActionRSP.DimseStatus = (DIC_US)status;
+		rsp.msg.NActionRSP.DataSetType = dst;
+		rsp.msg.NActionRSP.ActionTypeID = (DIC_US)cmd->type_id;
+		rsp.msg.NActionRSP.opts = O_NACTION_AFFECTEDSOPCLASSUID | O_NACTION_AFFECTEDSOPINSTANCEUID |
+			O_NACTION_ACTIONTYPEID;
+		break;
+	case DH_DIMSE_N_EVENT_REPORT_RQ:
+		rsp.CommandField = DIMSE_N_EVENT_REPORT_RSP;
+		rsp.msg.NEventReportRSP.MessageIDBeingRespondedTo = cmd->msg_id;
+		copy_str(rsp.msg.NEventReportRSP.AffectedSOPClassUID, sizeof(DIC_UI), cmd->sop_class);
+		copy_str(rsp.msg.NEventReportRSP.AffectedSOPInstanceUID, sizeof(DIC_UI), cmd->sop_instance);
+		rsp.msg.NEventReportRSP.DimseStatus = (DIC_US)status;
+		rsp.msg.NEventReportRSP.DataSetType = dst;
+		rsp.msg.NEventReportRSP.EventTypeID = (DIC_US)cmd->type_id;
+		rsp.msg.NEventReportRSP.opts = O_NEVENTREPORT_AFFECTEDSOPCLASSUID |
+			O_NEVENTREPORT_AFFECTEDSOPINSTANCEUID | O_NEVENTREPORT_EVENTTYPEID;
+		break;
+	case DH_DIMSE_N_CREATE_RQ:
+		rsp.CommandField = DIMSE_N_CREATE_RSP;
+		rsp.msg.NCreateRSP.MessageIDBeingRespondedTo = cmd->msg_id;
+		copy_str(rsp.msg.NCreateRSP.AffectedSOPClassUID, sizeof(DIC_UI), cmd->sop_class);
+		copy_str(rsp.msg.NCreateRSP.AffectedSOPInstanceUID, sizeof(DIC_UI), cmd->sop_instance);
+		rsp.msg.NCreateRSP.DimseStatus = (DIC_US)status;
+		rsp.msg.NCreateRSP.DataSetType = dst;
+		rsp.msg.NCreateRSP.opts = O_NCREATE_AFFECTEDSOPCLASSUID | O_NCREATE_AFFECTEDSOPINSTANCEUID;
+		break;
+	case DH_DIMSE_N_SET_RQ:
+		rsp.CommandField = DIMSE_N_SET_RSP;
+		rsp.msg.NSetRSP.MessageIDBeingRespondedTo = cmd->msg_id;
+		copy_str(rsp.msg.NSetRSP.AffectedSOPClassUID, sizeof(DIC_UI), cmd->sop_class);
+		copy_str(rsp.msg.NSetRSP.AffectedSOPInstanceUID, sizeof(DIC_UI), cmd->sop_instance);
+		rsp.msg.NSetRSP.DimseStatus = (DIC_US)status;
+		rsp.msg.NSetRSP.DataSetType = dst;
+		rsp.msg.NSetRSP.opts = O_NSET_AFFECTEDSOPCLASSUID | O_NSET_AFFECTEDSOPINSTANCEUID;
+		break;
+	default:
+		delete detail;
+		return DH_DCM_ERROR;
+	}
+	OFCondition c = DIMSE_sendMessageUsingMemoryData(a->assoc, (T_ASC_PresentationContextID)cmd->pc_id,
+							 &rsp, detail, payload, NULL, NULL);
+	delete detail;
+	return c.good() ? DH_DCM_OK : DH_DCM_ERROR;
+}
+
+/* Waits for the response to the request just sent and returns its status. */
+static int await_response(dh_dcm_assoc *a, int timeout_s, unsigned int *status, DcmDataset **rsp_ds,
+			  char *err, size_t errlen)
+{
+	T_DIMSE_Message rsp;
+	T_ASC_PresentationContextID pcid = 0;
+	DcmDataset *detail = NULL;
+	OFCondition c = DIMSE_receiveCommand(a->assoc, DIMSE_NONBLOCKING, timeout_s, &pcid, &rsp, &detail);
+	delete detail;
+	if (c.bad())
+		return map_receive_cond(c, err, errlen);
+	DIC_US st = 0;
+	T_DIMSE_DataSetType dst = DIMSE_DATASET_NULL;
+	switch (rsp.CommandField) {
+	case DIMSE_C_ECHO_RSP: st = rsp.msg.CEchoRSP.DimseStatus; break;
+	case DIMSE_C_STORE_RSP: st = rsp.msg.CStoreRSP.DimseStatus; break;
+	case DIMSE_N_ACTION_RSP:
+		st = rsp.msg.NActionRSP.DimseStatus;
+		dst = rsp.msg.NActionRSP.DataSetType;
+		break;
+	case DIMSE_N_EVENT_REPORT_RSP:
+		st = rsp.msg.NEventReportRSP.DimseStatus;
+		dst = rsp.msg.NEventReportRSP.DataSetType;
+		break;
+	default:
+		set_err_text(err, errlen, "unexpected response command");
+		return DH_DCM_ERROR;
+	}
+	if (dst != DIMSE_DATASET_NULL) {
+		DcmDataset *ds = NULL;
+		c = DIMSE_receiveDataSetInMemory(a->assoc, DIMSE_NONBLOCKING, timeout_s, &pcid, &ds, NULL, NULL);
+		if (c.bad())
+			return map_receive_cond(c, err, errlen);
+		if (rsp_ds)
+			*rsp_ds = ds;
+		else
+			delete ds;
+	}
+	*status = st;
+	return DH_DCM_OK;
+}
+
+extern "C" int dh_dcm_echo(dh_dcm_assoc *a, int timeout_s, unsigned int *status)
+{
+	DIC_US st = 0;
+	DcmDataset *detail = NULL;
+	OFCondition c = DIMSE_echoUser(a->assoc, a->assoc->nextMsgID++, DIMSE_NONBLOCKING, timeout_s, &st,
+				       &detail);
+	delete detail;
+	*status = st;
+	return c.good() ? DH_DCM_OK : DH_DCM_ERROR;
+}
+
+extern "C" int dh_dcm_n_action(dh_dcm_assoc *a, int pc_id, const char *sop_class, const char *sop_instance,
+			       int action_type, const dh_dcm_ds *ds, int timeout_s, unsigned int *status,
+			       char *err, size_t errlen)
+{
+	T_DIMSE_Message rq;
+	memset(&rq, 0, sizeof(rq));
+	rq.CommandField = DIMSE_N_ACTION_RQ;
+	rq.msg.NActionRQ.MessageID = a->assoc->nextMsgID++;
+	copy_str(rq.msg.NActionRQ.RequestedSOPClassUID, sizeof(DIC_UI), sop_class);
+	copy_str(rq.msg.NActionRQ.RequestedSOPInstanceUID, sizeof(DIC_UI), sop_instance);
+	rq.msg.NActionRQ.ActionTypeID = (DIC_US)action_type;
+	DcmDataset *payload = ds ? const_cast<dh_dcm_ds *>(ds)->ff.getDataset() : NULL;
+	rq.msg.NActionRQ.DataSetType = payload ? DIMSE_DATASET_PRESENT : DIMSE_DATASET_NULL;
+	OFCondition c = DIMSE_sendMessageUsingMemoryData(a->assoc, (T_ASC_PresentationContextID)pc_id, &rq,
+							 NULL, payload, NULL, NULL);
+	if (c.bad()) {
+		set_err(err, errlen, "cannot send N-ACTION", c);
+		return DH_DCM_ERROR;
+	}
+	return await_response(a, timeout_s, status, NULL, err, errlen);
+}
+
+extern "C" int dh_dcm_n_event_report(dh_dcm_assoc *a, int pc_id, const char *sop_class,
+				     const char *sop_instance, int event_type, const dh_dcm_ds *ds,
+				     int timeout_s, unsigned int *status, char *err, size_t errlen)
+{
+	T_DIMSE_Message rq;
+	memset(&rq, 0, sizeof(rq));
+	rq.CommandField = DIMSE_N_EVENT_REPORT_RQ;
+	rq.msg.NEventReportRQ.MessageID = a->assoc->nextMsgID++;
+	copy_str(rq.msg.NEventReportRQ.AffectedSOPClassUID, sizeof(DIC_UI), sop_class);
+	copy_str(rq.msg.NEventReportRQ.AffectedSOPInstanceUID, sizeof(DIC_UI), sop_instance);
+	rq.msg.NEventReportRQ.EventTypeID = (DIC_US)event_type;
+	DcmDataset *payload = ds ? const_cast<dh_dcm_ds *>(ds)->ff.getDataset() : NULL;
+	rq.msg.NEventReportRQ.DataSetType = payload ? DIMSE_DATASET_PRESENT : DIMSE_DATASET_NULL;
+	OFCondition c = DIMSE_sendMessageUsingMemoryData(a->assoc, (T_ASC_PresentationContextID)pc_id, &rq,
+							 NULL, payload, NULL, NULL);
+	if (c.bad()) {
+		set_err(err, errlen, "cannot send N-EVENT-REPORT", c);
+		return DH_DCM_ERROR;
+	}
+	return await_response(a, timeout_s, status, NULL, err, errlen);
+}
+
+extern "C" int dh_dcm_store_file(dh_dcm_assoc *a, int pc_id, const char *path, int raw,
+				 const char *sop_class, const char *sop_instance, int timeout_s,
+				 unsigned int *status, char *err, size_t errlen)
+{
+	T_DIMSE_Message rq;
+	memset(&rq, 0, sizeof(rq));
+	rq.CommandField = DIMSE_C_STORE_RQ;
+	rq.msg.CStoreRQ.MessageID = a->assoc->nextMsgID++;
+	copy_str(rq.msg.CStoreRQ.AffectedSOPClassUID, sizeof(DIC_UI), sop_class);
+	copy_str(rq.msg.CStoreRQ.AffectedSOPInstanceUID, sizeof(DIC_UI), sop_instance);
+	rq.msg.CStoreRQ.Priority = DIMSE_PRIORITY_MEDIUM;
+	rq.msg.CStoreRQ.DataSetType = DIMSE_DATASET_PRESENT;
+	OFCondition c;
+	if (raw) {
+		/* DIMSE sends a file as it is: give it the data set bytes alone */
+		long off = dh_dcm_file_dataset_offset(path);
+		if (off < 0) {
+			set_err_text(err, errlen, "cannot find the data set in the file");
+			return DH_DCM_ERROR;
+		}
+		char tmp[] = "/tmp/dh-raw-XXXXXX";
+		int fd = mkstemp(tmp);
+		FILE *in = fopen(path, "rb");
+		if (fd < 0 || !in) {
+			if (fd >= 0) {
+				close(fd);
+				unlink(tmp);
+			}
+			if (in)
+				fclose(in);
+			set_err_text(err, errlen, "cannot prepare raw data set");
+			return DH_DCM_ERROR;
+		}
+		fseek(in, off, SEEK_SET);
+		char buf[65536];
+		size_t n;
+		while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+			if (write(fd, buf, n) != (ssize_t)n)
+				break;
+		fclose(in);
+		close(fd);
+		c = DIMSE_sendMessageUsingFileData(a->assoc, (T_ASC_PresentationContextID)pc_id, &rq, NULL, tmp,
+						   NULL, NULL);
+		unlink(tmp);
+	} else {
+		DcmFileFormat ff;
+		c = ff.loadFile(path);
+		if (c.good()) {
+			DcmDataset *ds = ff.getDataset();
+			const char *ts = dh_dcm_assoc_pc_ts(a, pc_id);
+			DcmXfer x(ts ? ts : DH_TS_IMPLICIT_LE);
+			if (ds->getOriginalXfer() != x.getXfer())
+				ds->chooseRepresentation(x.getXfer(), NULL);
+			c = DIMSE_sendMessageUsingMemoryData(a->assoc, (T_ASC_PresentationContextID)pc_id, &rq, NULL,
+							     ds, NULL, NULL);
+		}
+	}
+	if (c.bad()) {
+		set_err(err, errlen, "cannot send C-STORE", c);
+		return DH_DCM_ERROR;
+	}
+	return await_response(a, timeout_s, status, NULL, err, errlen);
+}
+
+/* ---- data sets --------------------------------------------------------- */
+
+/* Makes s valid UTF-8 in place-copy: bytes that are not UTF-8 are read as Latin-1. */
+static std::string to_utf8(const std::string &s)
+{
+	std::string out;
+	out.reserve(s.size());
+	size_t i = 0;
+	while (i < s.size()) {
+		unsigned char c = (unsigned char)s[i];
+		size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+		bool ok = n > 0 && i + n <= s.size();
+		for (size_t k = 1; ok && k < n; k++)
+			ok = ((unsigned char)s[i + k] >> 6) == 2;
+		if (ok && c != 0) {
+			out.append(s, i, n);
+			i += n;
+		} else {
+			if (c == 0) {
+				i++;
+				continue;
+			}
+			out.push_back((char)(0xC0 | (c >> 6)));
+			out.push_back((char)(0x80 | (c & 0x3F)));
+			i++;
+		}
+	}
+	return out;
+}
+
+static int copy_out(const OFString &v, char *buf, size_t len)
+{
+	std::string u = to_utf8(std::string(v.c_str(), v.length()));
+	if (u.size() + 1 > len)
+		return DH_DCM_ERROR;
+	memcpy(buf, u.data(), u.size());
+	buf[u.size()] = '\0';
+	return DH_DCM_OK;
+}
+
+extern "C" int dh_dcm_ds_load(const char *path, dh_dcm_ds **out, char *err, size_t errlen)
+{
+	dh_dcm_ds *d = new dh_dcm_ds();
+	OFCondition c = d->ff.loadFile(path, EXS_Unknown, EGL_noChange, 4096, ERM_autoDetect);
+	if (c.bad()) {
+		set_err(err, errlen, "cannot parse data set", c);
+		delete d;
+		return DH_DCM_ERROR;
+	}
+	/* A file whose last element claims more bytes than the file holds is
+	 * truncated; DCMTK loads such values lazily, so check lengths here. */
+	DcmStack stack;
+	DcmDataset *ds = d->ff.getDataset();
+	offile_off_t fsize = 0;
+	FILE *f = fopen(path, "rb");
+	if (f) {
+		fseek(f, 0, SEEK_END);
+		fsize = ftell(f);
+		fclose(f);
+	}
+	while (ds->nextObject(stack, OFTrue).good()) {
+		DcmObject *o = stack.top();
+		if (o->isLeaf() && o->getLengthField() != DCM_UndefinedLength) {
+			DcmElement *e = OFstatic_cast(DcmElement *, o);
+			if (!e->valueLoaded() && fsize > 0) {
+				/* force a read of lazily loaded values: fails when truncated */
+				OFCondition lc = e->loadAllDataIntoMemory();
+				if (lc.bad()) {
+					set_err(err, errlen, "data set is truncated", lc);
+					delete d;
+					return DH_DCM_ERROR;
+				}
+				e->compact(); /* drop it again: we only needed to know it is there */
+			}
+		}
+	}
+	if (ds->card() == 0) {
+		set_err_text(err, errlen, "empty data set");
+		delete d;
+		return DH_DCM_ERROR;
+	}
+	/* convertToUTF8 fails on unknown character sets; values then come out as bytes and
+	 * to_utf8() reads them as Latin-1 */
+	OFString cs;
+	if (ds->findAndGetOFStringArray(DCM_SpecificCharacterSet, cs).good() && !cs.empty())
+		(void)ds->convertToUTF8();
+	*out = d;
+	return DH_DCM_OK;
+}
+
+extern "C" int dh_dcm_ds_new(dh_dcm_ds **out)
+{
+	*out = new dh_dcm_ds();
+	return DH_DCM_OK;
+}
+
+extern "C" void dh_dcm_ds_free(dh_dcm_ds *ds)
+{
+	delete ds;
+}
+
+static int get_from(DcmItem *item, uint32_t tag, char *buf, size_t len)
+{
+	DcmElement *e = NULL;
+	DcmTagKey key((Uint16)(tag >> 16), (Uint16)(tag & 0xFFFF));
+	if (item->findAndGetElement(key, e, OFFalse).bad() || !e)
+		return DH_DCM_ABSENT;
+	OFString v;
+	if (e->getLength() == 0) {
+		buf[0] = '\0';
+		return len > 0 ? DH_DCM_OK : DH_DCM_ERROR;
+	}
+	if (e->getOFStringArray(v, OFTrue).bad())
+		return DH_DCM_ERROR;
+	return copy_out(v, buf, len);
+}
+
+extern "C" int dh_dcm_ds_get(const dh_dcm_ds *ds, uint32_t tag, char *buf, size_t len)
+{
+	return get_from(const_cast<dh_dcm_ds *>(ds)->ff.getDataset(), tag, buf, len);
+}
+
+extern "C" int dh_dcm_ds_get_meta(const dh_dcm_ds *ds, uint32_t tag, char *buf, size_t len)
+{
+	return get_from(const_cast<dh_dcm_ds *>(ds)->ff.getMetaInfo(), tag, buf, len);
+}
+
+static DcmObject *find_path(DcmDataset *ds, const char *path, OFBool create)
+{
+	DcmPathProcessor proc;
+	if (proc.findOrCreatePath(ds, path, create).bad())
+		return NULL;
+	OFList<DcmPath *> results;
+	if (proc.getResults(results) == 0)
+		return NULL;
+	DcmPath *p = results.front();
+	DcmPathNode *n = p->back();
+	return n ? n->m_obj : NULL;
+}
+
+extern "C" int dh_dcm_ds_get_path(const dh_dcm_ds *ds, const char *path, char *buf, size_t len)
+{
+	DcmObject *o = find_path(const_cast<dh_dcm_ds *>(ds)->ff.getDataset(), path, OFFalse);
+	if (!o || !o->isLeaf())
+		return DH_DCM_ABSENT;
+	DcmElement *e = OFstatic_cast(DcmElement *, o);
+	OFString v;
+	if (e->getLength() == 0) {
+		buf[0] = '\0';
+		return len > 0 ? DH_DCM_OK : DH_DCM_ERROR;
+	}
+	if (e->getOFStringArray(v, OFTrue).bad())
+		return DH_DCM_ERROR;
+	return copy_out(v, buf, len);
+}
+
+extern "C" int dh_dcm_ds_count(const dh_dcm_ds *ds, const char *path)
+{
+	DcmObject *o = find_path(const_cast<dh_dcm_ds *>(ds)->ff.getDataset(), path, OFFalse);
+	if (!o || o->ident() != EVR_SQ)
+		return 0;
+	return (int)OFstatic_cast(DcmSequenceOfItems *, o)->card();
+}
+
+extern "C" int dh_dcm_ds_has(const dh_dcm_ds *ds, uint32_t tag)
+{
+	DcmTagKey key((Uint16)(tag >> 16), (Uint16)(tag & 0xFFFF));
+	return const_cast<dh_dcm_ds *>(ds)->ff.getDataset()->tagExists(key, OFFalse) ? 1 : 0;
+}
+
+extern "C" int dh_dcm_ds_put(dh_dcm_ds *ds, uint32_t tag, const char *value)
+{
+	DcmTagKey key((Uint16)(tag >> 16), (Uint16)(tag & 0xFFFF));
+	OFCondition c = ds->ff.getDataset()->putAndInsertString(key, value ? value : "");
+	return c.good() ? DH_DCM_OK : DH_DCM_ERROR;
+}
+
+extern "C" int dh_dcm_ds_put_path(dh_dcm_ds *ds, const char *path, const char *value)
+{
+	DcmObject *o = find_path(ds->ff.getDataset(), path, OFTrue);
+	if (!o)
+		return DH_DCM_ERROR;
+	if (!o->isLeaf())
+		return value && *value ? DH_DCM_ERROR : DH_DCM_OK; /* an (empty) sequence or item */
+	OFCondition c = OFstatic_cast(DcmElement *, o)->putString(value ? value : "");
+	return c.good() ? DH_DCM_OK : DH_DCM_ERROR;
+}
+
+extern "C" int dh_dcm_ds_save(dh_dcm_ds *ds, const char *path, const char *ts, char *err, size_t errlen)
+{
+	DcmXfer x(ts ? ts : DH_TS_EXPLICIT_LE);
+	OFCondition c = ds->ff.saveFile(path, x.getXfer());
+	if (c.bad()) {
+		set_err(err, errlen, "cannot write file", c);
+		return DH_DCM_ERROR;
+	}
+	return DH_DCM_OK;
+}
+
+extern "C" long dh_dcm_file_dataset_offset(const char *path)
+{
+	/* preamble (128) + "DICM" + group 0002 elements, which are always explicit VR LE */
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return -1;
+	unsigned char pre[132];
+	long off = -1;
+	if (fread(pre, 1, 132, f) != 132 || memcmp(pre + 128, "DICM", 4) != 0) {
+		off = 0; /* no meta header: the file is the data set */
+		goto done;
+	}
+	off = 132;
+	for (;;) {
+		unsigned char h[12];
+		if (fseek(f, off, SEEK_SET) != 0 || fread(h, 1, 8, f) != 8)
+			goto done;
+		unsigned group = (unsigned)(h[0] | (h[1] << 8));
+		if (group != 0x0002)
+			goto done;
+		char vr[3] = { (char)h[4], (char)h[5], 0 };
+		unsigned long vlen;
+		long hdr;
+		if (!strcmp(vr, "OB") || !strcmp(vr, "OW") || !strcmp(vr, "SQ") || !strcmp(vr, "UN") ||
+		    !strcmp(vr, "UT") || !strcmp(vr, "UC") || !strcmp(vr, "UR")) {
+			if (fread(h + 8, 1, 4, f) != 4) {
+				off = -1;
+				goto done;
+			}
+			vlen = (unsigned long)h[8] | ((unsigned long)h[9] << 8) | ((unsigned long)h[10] << 16) |
+			       ((unsigned long)h[11] << 24);
+			hdr = 12;
+		} else {
+			vlen = (unsigned long)(h[6] | (h[7] << 8));
+			hdr = 8;
+		}
+		off += hdr + (long)vlen;
+	}
+done:
+	fclose(f);
+	return off;
+}

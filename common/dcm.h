@@ -1,0 +1,299 @@
+/*
+ * dcm.h - the C face of DCMTK: associations, DIMSE messages and data sets.
+ *
+ * This is the only place DCMTK is used (the implementation, dcm.cc, is the
+ * project's single C++ file). It stays thin: it moves bytes and messages and
+ * answers questions about data sets; every policy (which AE may talk, which
+ * transfer syntax to accept, what a status means) is decided in C by the
+ * caller.
+ *
+ * Threads: an association and a data set belong to one thread at a time.
+ * dh_dcm_global_init() must run once before threads start (it registers
+ * codecs, configures DCMTK's logger and turns Nagle off for every socket
+ * DCMTK opens).
+ *
+ * Errors: functions return 0 on success and a negative dh_dcm_rc otherwise;
+ * a message goes to err when the caller passes a buffer. Tags are written
+ * as uint32_t (group << 16 | element), e.g. DH_TAG(0x0008, 0x0018).
+ * Paths (dh_dcm_ds_get/put/count) use DCMTK's path syntax:
+ * "(0008,1199)[0].(0008,1155)" (item numbers start at 0).
+ */
+#ifndef DH_DCM_H
+#define DH_DCM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DH_TAG(g, e) ((uint32_t)(((uint32_t)(g) << 16) | (uint32_t)(e)))
+
+typedef enum {
+	DH_DCM_OK = 0,
+	DH_DCM_ERROR = -1,     /* anything else (message in err) */
+	DH_DCM_TIMEOUT = -2,   /* nothing arrived within the time-out */
+	DH_DCM_RELEASED = -3,  /* the peer released the association (already acknowledged) */
+	DH_DCM_ABORTED = -4,   /* the peer aborted or the connection closed */
+	DH_DCM_NOSPACE = -5,   /* writing a file failed for lack of space */
+	DH_DCM_ABSENT = -6,    /* data set: attribute not present */
+	DH_DCM_REJECTED = -7   /* association request rejected by the peer */
+} dh_dcm_rc;
+
+typedef struct dh_dcm_net dh_dcm_net;     /* a listening socket */
+typedef struct dh_dcm_assoc dh_dcm_assoc; /* one association, either side */
+typedef struct dh_dcm_ds dh_dcm_ds;       /* a data set (and its file meta, if any) */
+
+/* ---- process set-up ---------------------------------------------------- */
+
+/*
+ * Registers the JPEG, JPEG-LS and RLE codecs, sets TCP_NODELAY=1 in the
+ * environment (DCMTK reads it per socket) and DCMTK's log level
+ * (0 quiet .. 4 trace, matching dh_log_level). Call once, before threads.
+ */
+void dh_dcm_global_init(int log_level);
+
+/* ---- acceptor ---------------------------------------------------------- */
+
+/*
+ * Listens on port (all IPv4 addresses: DCMTK 3.6.7 has no bind option).
+ * acse_timeout bounds reading the A-ASSOCIATE-RQ of a new connection (ARTIM).
+ */
+int dh_dcm_net_listen(dh_dcm_net **out, int port, int acse_timeout, char *err, size_t errlen);
+void dh_dcm_net_free(dh_dcm_net *net);
+
+/*
+ * Waits up to timeout_s for a connection and reads its association request.
+ * Several threads may call this on one net at once. Returns 0 with *out set
+ * (the caller owns it and must acknowledge or reject it), DH_DCM_TIMEOUT, or
+ * an error (a broken request; *out is NULL).
+ */
+int dh_dcm_net_accept(dh_dcm_net *net, int timeout_s, int max_pdu, dh_dcm_assoc **out,
+		      char *err, size_t errlen);
+
+/* ---- a received association request -------------------------------------- */
+
+const char *dh_dcm_assoc_calling_ae(const dh_dcm_assoc *a);
+const char *dh_dcm_assoc_called_ae(const dh_dcm_assoc *a);
+const char *dh_dcm_assoc_peer_host(const dh_dcm_assoc *a);
+
+/* Number of presentation contexts proposed. */
+int dh_dcm_assoc_pc_count(const dh_dcm_assoc *a);
+
+/*
+ * Describes proposed context i: its id, abstract syntax and the proposed
+ * transfer syntaxes (pointers valid while a lives), and the SCU/SCP role
+ * the requester proposed (0 default, 1 SCU, 2 SCP, 3 both).
+ */
+int dh_dcm_assoc_pc_get(const dh_dcm_assoc *a, int i, int *id, const char **abstract_syntax,
+			const char *const **ts, int *n_ts, int *role);
+
+/*
+ * Accepts context id with transfer syntax ts (role: 0 default, or the role
+ * we take, 1 SCU / 2 SCP, for SCP/SCU role selection); ext_neg non-NULL sets
+ * the extended negotiation reply bytes. Contexts never accepted are refused
+ * ("abstract syntax not supported") by dh_dcm_assoc_acknowledge.
+ */
+int dh_dcm_assoc_pc_accept(dh_dcm_assoc *a, int id, const char *ts, int role,
+			   const unsigned char *ext_neg, size_t ext_len);
+
+/* The SOP class extended negotiation bytes the requester proposed for an abstract syntax, or NULL. */
+const unsigned char *dh_dcm_assoc_ext_neg(const dh_dcm_assoc *a, const char *abstract_syntax,
+					  size_t *len);
+
+/* Sends A-ASSOCIATE-AC (with our AE title echoed as called title). */
+int dh_dcm_assoc_acknowledge(dh_dcm_assoc *a, char *err, size_t errlen);
+
+/*
+ * Sends A-ASSOCIATE-RJ. result: 1 permanent, 2 transient. source: 1 user,
+ * 2 ACSE provider, 3 presentation provider. reason as in PS3.8 Table 9-21
+ * (e.g. source 1: 3 calling AE not recognised, 7 called AE not recognised;
+ * source 3: 2 local limit exceeded).
+ */
+int dh_dcm_assoc_reject(dh_dcm_assoc *a, int result, int source, int reason);
+
+/* ---- requesting an association ----------------------------------------- */
+
+typedef struct {
+	const char *abstract_syntax;
+	const char *const *ts; /* proposed transfer syntaxes, first preferred */
+	int n_ts;
+	int role;              /* 0 default, 1 SCU, 2 SCP, 3 both (role selection) */
+} dh_dcm_pc_req;
+
+/*
+ * Opens an association to host:port. Each request gets its own context id
+ * (1, 3, 5, ... in order). Returns 0, DH_DCM_REJECTED, or an error.
+ * timeout_s bounds the connect and the wait for the A-ASSOCIATE-AC.
+ */
+int dh_dcm_assoc_request(dh_dcm_assoc **out, const char *calling_ae, const char *called_ae,
+			 const char *host, int port, int max_pdu, int timeout_s,
+			 const dh_dcm_pc_req *pcs, int n_pcs, char *err, size_t errlen);
+
+/*
+ * The id and transfer syntax of an accepted context for abstract_syntax
+ * (and, when ts is non-NULL, that transfer syntax). Returns 0 or DH_DCM_ABSENT.
+ */
+int dh_dcm_assoc_find_pc(const dh_dcm_assoc *a, const char *abstract_syntax, const char *ts,
+			 int *id, const char **accepted_ts);
+
+/* Releases (A-RELEASE) an association we requested. The handle stays valid until freed. */
+int dh_dcm_assoc_release(dh_dcm_assoc *a);
+
+/* Aborts (A-ABORT) the association. */
+void dh_dcm_assoc_abort(dh_dcm_assoc *a);
+
+/* Closes the connection and frees everything. NULL is fine. */
+void dh_dcm_assoc_free(dh_dcm_assoc *a);
+
+/* Transfer syntax accepted for context id, or NULL. */
+const char *dh_dcm_assoc_pc_ts(const dh_dcm_assoc *a, int id);
+
+/* ---- DIMSE ------------------------------------------------------------- */
+
+typedef enum {
+	DH_DIMSE_OTHER = 0,
+	DH_DIMSE_C_ECHO_RQ,
+	DH_DIMSE_C_STORE_RQ,
+	DH_DIMSE_C_FIND_RQ,
+	DH_DIMSE_C_MOVE_RQ,
+	DH_DIMSE_C_GET_RQ,
+	DH_DIMSE_C_CANCEL_RQ,
+	DH_DIMSE_N_ACTION_RQ,
+	DH_DIMSE_N_EVENT_REPORT_RQ,
+	DH_DIMSE_N_CREATE_RQ,
+	DH_DIMSE_N_SET_RQ
+} dh_dimse_type;
+
+typedef struct {
+	dh_dimse_type type;
+	int pc_id;
+	unsigned int msg_id;
+	char sop_class[65];    /* affected or requested SOP class UID */
+	char sop_instance[65]; /* affected or requested SOP instance UID */
+	char move_dest[17];    /* C-MOVE destination */
+	char move_orig_ae[17]; /* C-STORE move originator AE title, if any */
+	unsigned int move_orig_msg_id;
+	int priority;
+	int type_id;           /* N-ACTION action type / N-EVENT-REPORT event type */
+	int has_dataset;
+} dh_dcm_cmd;
+
+/*
+ * Waits up to timeout_s for the next command. Returns 0 with cmd filled,
+ * DH_DCM_TIMEOUT, DH_DCM_RELEASED (release acknowledged: the association
+ * is over), DH_DCM_ABORTED, or an error.
+ */
+int dh_dcm_receive_command(dh_dcm_assoc *a, int timeout_s, dh_dcm_cmd *cmd, char *err, size_t errlen);
+
+/*
+ * Receives the data set of a C-STORE into path (created; File Meta
+ * Information is built from the command and the context's transfer syntax,
+ * the data set bytes are written exactly as received). Returns 0,
+ * DH_DCM_NOSPACE (the rest of the data set was read and dropped), or an
+ * error (the file is removed).
+ */
+int dh_dcm_receive_store_file(dh_dcm_assoc *a, const dh_dcm_cmd *cmd, const char *path,
+			      int timeout_s, char *err, size_t errlen);
+
+/* Reads and drops the data set that follows cmd (when a request is refused before it is read). */
+int dh_dcm_receive_discard(dh_dcm_assoc *a, int timeout_s);
+
+/* Receives the data set that follows cmd into memory; the caller owns *out. */
+int dh_dcm_receive_dataset(dh_dcm_assoc *a, int timeout_s, dh_dcm_ds **out, char *err, size_t errlen);
+
+/*
+ * Sends the response to cmd with status. ds (may be NULL) is the response's
+ * data set (C-FIND identifiers, N-ACTION reply, ...). error_comment (may be
+ * NULL) goes to (0000,0902). For C-MOVE/C-GET the four sub-operation
+ * counters are sent when counts is non-NULL (remaining, completed, failed,
+ * warning).
+ */
+int dh_dcm_send_response(dh_dcm_assoc *a, const dh_dcm_cmd *cmd, unsigned int status,
+			 const dh_dcm_ds *ds, const char *error_comment, const int counts[4]);
+
+/* C-ECHO as SCU on an accepted Verification context. *status gets the DIMSE status. */
+int dh_dcm_echo(dh_dcm_assoc *a, int timeout_s, unsigned int *status);
+
+/*
+ * N-ACTION / N-EVENT-REPORT as the requester on context pc_id. ds is the
+ * action/event information (may be NULL). *status gets the response status.
+ */
+int dh_dcm_n_action(dh_dcm_assoc *a, int pc_id, const char *sop_class, const char *sop_instance,
+		    int action_type, const dh_dcm_ds *ds, int timeout_s, unsigned int *status,
+		    char *err, size_t errlen);
+int dh_dcm_n_event_report(dh_dcm_assoc *a, int pc_id, const char *sop_class,
+			  const char *sop_instance, int event_type, const dh_dcm_ds *ds,
+			  int timeout_s, unsigned int *status, char *err, size_t errlen);
+
+/*
+ * C-STORE of a file's data set on context pc_id as SCU. With raw != 0 the
+ * data set bytes after the File Meta Information are sent as they are,
+ * without parsing (the file must be in the context's transfer syntax; tests
+ * use it to send damaged data); otherwise the file is parsed and re-encoded
+ * in the context's transfer syntax. *status gets the response status.
+ */
+int dh_dcm_store_file(dh_dcm_assoc *a, int pc_id, const char *path, int raw,
+		      const char *sop_class, const char *sop_instance, int timeout_s,
+		      unsigned int *status, char *err, size_t errlen);
+
+/* ---- data sets --------------------------------------------------------- */
+
+/*
+ * Loads a DICOM file (with or without File Meta Information). Values longer
+ * than 4 KiB (pixel data) stay on disk and are read only when needed.
+ * Returns 0 or an error naming what is wrong (truncated, not DICOM, ...).
+ * Character data is converted to UTF-8 when the data set declares a
+ * Specific Character Set DCMTK can convert.
+ */
+int dh_dcm_ds_load(const char *path, dh_dcm_ds **out, char *err, size_t errlen);
+
+/* A new empty data set. */
+int dh_dcm_ds_new(dh_dcm_ds **out);
+void dh_dcm_ds_free(dh_dcm_ds *ds);
+
+/*
+ * Copies the value of tag (all values, backslash-separated, trailing
+ * padding removed) into buf. Returns 0 (empty values give ""),
+ * DH_DCM_ABSENT, or DH_DCM_ERROR when buf is too small.
+ */
+int dh_dcm_ds_get(const dh_dcm_ds *ds, uint32_t tag, char *buf, size_t len);
+
+/* Same, for a File Meta Information element. */
+int dh_dcm_ds_get_meta(const dh_dcm_ds *ds, uint32_t tag, char *buf, size_t len);
+
+/* Same, for a path into sequences. */
+int dh_dcm_ds_get_path(const dh_dcm_ds *ds, const char *path, char *buf, size_t len);
+
+/* Number of items of the sequence at path (0 when absent). */
+int dh_dcm_ds_count(const dh_dcm_ds *ds, const char *path);
+
+/* 1 when the top-level tag is present (even empty), else 0. */
+int dh_dcm_ds_has(const dh_dcm_ds *ds, uint32_t tag);
+
+/* Sets tag (or a path, creating items) to value, in the VR the dictionary gives. */
+int dh_dcm_ds_put(dh_dcm_ds *ds, uint32_t tag, const char *value);
+int dh_dcm_ds_put_path(dh_dcm_ds *ds, const char *path, const char *value);
+
+/* Writes the data set with File Meta Information in transfer syntax ts (tests, tools). */
+int dh_dcm_ds_save(dh_dcm_ds *ds, const char *path, const char *ts, char *err, size_t errlen);
+
+/* Byte offset of the data set in a DICOM file (after preamble and meta), or -1. */
+long dh_dcm_file_dataset_offset(const char *path);
+
+/* ---- well-known UIDs --------------------------------------------------- */
+
+#define DH_UID_VERIFICATION "1.2.840.10008.1.1"
+#define DH_UID_STGCMT_PUSH "1.2.840.10008.1.20.1"
+#define DH_UID_STGCMT_PUSH_INSTANCE "1.2.840.10008.1.20.1.1"
+#define DH_TS_IMPLICIT_LE "1.2.840.10008.1.2"
+#define DH_TS_EXPLICIT_LE "1.2.840.10008.1.2.1"
+#define DH_TS_EXPLICIT_BE "1.2.840.10008.1.2.2"
+#define DH_TS_DEFLATE "1.2.840.10008.1.2.1.99"
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * durable.h - the one durable-write helper (after PostgreSQL's durable_rename).
+ *
+ * Every file that must survive a crash (cached objects, TAR volumes, anything
+ * else) is written to a temporary name in its final directory, fsync'ed,
+ * renamed into place, and the directory is fsync'ed. After a crash either
+ * the old state or the complete new file exists, never a torn one.
+ *
+ * All functions return 0 on success and -1 on failure with errno set (ENOSPC
+ * and EDQUOT pass through so callers can answer "out of resources").
+ */
+#ifndef DH_DURABLE_H
+#define DH_DURABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* fsync of an open descriptor, retrying on EINTR. */
+int dh_durable_fsync_fd(int fd);
+
+/* fsync of the directory at path. */
+int dh_durable_fsync_dir(const char *dir);
+
+/*
+ * fsync(from), rename(from, to), fsync(directory of to) and, when the
+ * directories differ, fsync(directory of from).
+ */
+int dh_durable_rename(const char *from, const char *to);
+
+/* mkdir -p with mode 0750; fsyncs each directory it created and its parent. */
+int dh_durable_mkdirs(const char *path);
+
+/*
+ * Writes len bytes to path durably (temp file "<path>.tmp.<pid>.<n>", fsync,
+ * rename, fsync dir). The temp file is removed on failure.
+ */
+int dh_durable_write_file(const char *path, const void *buf, size_t len);
+
+/*
+ * Free bytes available to an unprivileged writer on the filesystem holding
+ * path; sets *out and returns 0, or -1 with errno.
+ */
+int dh_durable_free_bytes(const char *path, uint64_t *out);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * hub.h - the running hub: configuration, database pool, listener and the
+ * services that hang off an association.
+ *
+ * One hub per process, created by hubd.c. Association threads borrow it;
+ * they never free any of it.
+ */
+#ifndef HUB_HUB_H
+#define HUB_HUB_H
+
+#include "db.h"
+#include "dcm.h"
+#include "hub_config.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+
+typedef struct stgcmt stgcmt;
+
+typedef struct hub {
+	hub_config cfg;
+	dh_db *db;
+	dh_dcm_net *net;
+	stgcmt *stgcmt;
+	volatile sig_atomic_t stop;
+	atomic_int active;        /* associations being served */
+	atomic_ulong next_assoc;  /* association ids for log context */
+	pthread_t *acceptors;
+	int n_acceptors;
+} hub;
+
+/* ---- scp.c: listener and association threads ---- */
+
+/* Starts the acceptor threads on h->net. Returns 0 or -1. */
+int scp_start(hub *h);
+/* Sets h->stop, joins the acceptors and waits (bounded) for open associations. */
+void scp_stop(hub *h);
+
+/* ---- ingest.c: C-STORE ---- */
+
+/*
+ * Handles one C-STORE request: receives the data set, stores it durably,
+ * indexes it and answers. Returns 0 when the association can go on, -1 when
+ * it is broken (the caller aborts it).
+ */
+int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd);
+
+/* Removes temp files left in the cache by a crash. */
+void ingest_clean_tmp(const hub *h);
+
+/* ---- stgcmt.c: storage commitment SCP ---- */
+
+int stgcmt_start(hub *h);                 /* starts the delivery worker */
+void stgcmt_stop(hub *h);                 /* stops and joins it */
+/* Handles an N-ACTION (Request Storage Commitment). Returns 0 or -1 as ingest_store. */
+int stgcmt_action(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd);
+
+#endif

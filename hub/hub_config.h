@@ -1,0 +1,69 @@
+/*
+ * hub_config.h - hubd's configuration: one table, one struct.
+ *
+ * The table in hub_config.c is the single source of every option: parser,
+ * `hubd --print-config` (the commented example in deploy/) and the
+ * configuration reference in docs/ derive from it.
+ *
+ * Ownership: hub_config_load fills a hub_config the caller owns and releases
+ * with hub_config_free.
+ */
+#ifndef HUB_CONFIG_H
+#define HUB_CONFIG_H
+
+#include <stdio.h>
+
+enum { HUB_DUP_REJECT = 0, HUB_DUP_ACCEPT = 1, HUB_DUP_OVERWRITE = 2 };
+
+/* A remote AE from a [remote.AETITLE] section. */
+typedef struct {
+	char *ae_title; /* from the section name */
+	char *host;
+	long port;
+} hub_remote_ae;
+
+typedef struct {
+	/* [hub] */
+	char *ae_title;
+	long port;
+	long max_associations;
+	long acceptor_threads;
+	long max_pdu;
+	long artim_timeout;
+	long acse_timeout;
+	long dimse_timeout;
+	int validate_calling_ae;
+	char *log_level;
+	char *log_target;
+	/* [database] */
+	char *conninfo;
+	long pool_size;
+	int auto_migrate;
+	/* [storage] */
+	char *cache_dir;
+	long min_free_mb;
+	int duplicate_policy; /* HUB_DUP_* */
+	int accept_unlisted_sop_classes;
+	/* [stgcmt] */
+	long retry_interval;
+	long max_attempts;
+	/* [remote.*] */
+	hub_remote_ae *remotes;
+	int n_remotes;
+} hub_config;
+
+/* Defaults only (no file). Returns 0 or -1. */
+int hub_config_defaults(hub_config *cfg);
+
+/* Defaults, then path (NULL: defaults only). Returns 0, or -1 with a message in err. */
+int hub_config_load(hub_config *cfg, const char *path, char *err, size_t errlen);
+
+/* The remote AE with this title, or NULL. Borrowed from cfg. */
+const hub_remote_ae *hub_config_remote(const hub_config *cfg, const char *ae_title);
+
+/* Writes the commented configuration (defaults when cfg is NULL). */
+void hub_config_write(FILE *out, const hub_config *cfg);
+
+void hub_config_free(hub_config *cfg);
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * hubctl.c - operator command line of the hub.
+ *
+ * It talks to the index database with the same configuration file as hubd;
+ * it holds no business logic of its own.
+ */
+#include "db.h"
+#include "hub_config.h"
+#include "log.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: hubctl [-c FILE] COMMAND\n"
+		"\n"
+		"Commands:\n"
+		"  db migrate     apply missing schema migrations\n"
+		"  db version     print the schema version of the database and of this program\n"
+		"  config show    print the effective configuration\n"
+		"\n"
+		"Options:\n"
+		"  -c, --config FILE   hubd's configuration file (default: built-in defaults)\n"
+		"  -h, --help          this help\n"
+		"\n"
+		"Exit status: 0 success, 1 failure, 2 bad usage.\n");
+}
+
+static int with_db(const hub_config *cfg, int migrate)
+{
+	dh_db *db = NULL;
+	dh_db_err err = { "", "" };
+	PGconn *c = NULL;
+	int rc = 1, from = 0, to = 0;
+	if (dh_db_open(&db, cfg->conninfo, 1) < 0 || !(c = dh_db_get(db, &err))) {
+		fprintf(stderr, "hubctl: %s\n", err.msg[0] ? err.msg : "out of memory");
+		goto done;
+	}
+	if (migrate) {
+		if (dh_db_migrate(c, &from, &to, &err) < 0) {
+			fprintf(stderr, "hubctl: %s\n", err.msg);
+			goto done;
+		}
+		printf("schema version %d%s\n", to, from == to ? " (already current)" : "");
+	} else {
+		if (dh_db_schema_version(c, &to, &err) < 0) {
+			fprintf(stderr, "hubctl: %s\n", err.msg);
+			goto done;
+		}
+		printf("database schema version %d; this program's %d\n", to, dh_db_latest_version());
+	}
+	rc = 0;
+done:
+	dh_db_put(db, c, 0);
+	dh_db_close(db);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *path = NULL;
+	hub_config cfg;
+	char err[512];
+	int o, rc = 2;
+
+	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': path = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (argc - optind < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (hub_config_load(&cfg, path, err, sizeof(err)) < 0) {
+		fprintf(stderr, "hubctl: %s\n", err);
+		return 1;
+	}
+	dh_log_init("hubctl", "stderr", "warn");
+	const char *a = argv[optind], *b = argv[optind + 1];
+	if (strcmp(a, "db") == 0 && strcmp(b, "migrate") == 0)
+		rc = with_db(&cfg, 1);
+	else if (strcmp(a, "db") == 0 && strcmp(b, "version") == 0)
+		rc = with_db(&cfg, 0);
+	else if (strcmp(a, "config") == 0 && strcmp(b, "show") == 0) {
+		hub_config_write(stdout, &cfg);
+		rc = 0;
+	} else
+		usage(stderr);
+	hub_config_free(&cfg);
+	return rc;
+}

@@ -1,0 +1,594 @@
+/*
+ * ingest.c - the Storage SCP: from C-STORE request to durable, indexed object.
+ *
+ * NOTES
+ * Order of work for one object, chosen so that a success answer is only
+ * ever given for an object that is on disk and in the index:
+ *   1. the data set streams into cache/tmp/<uuid>.part (bytes as received,
+ *      File Meta Information added from the command);
+ *   2. it is parsed and checked against the command (A900 when it is not an
+ *      instance of the SOP class, lacks its UIDs, or is damaged);
+ *   3. its MD5 is computed while the file is read back, and it is fsync'ed;
+ *   4. one PostgreSQL transaction, serialised per SOP Instance UID by an
+ *      advisory lock, applies the duplicate policy (seeds/kb-8993,
+ *      conformance §2.2.1.6.1.3), renames the file into place durably and
+ *      inserts patient/study/series/instance rows;
+ *   5. only after COMMIT is the success status sent.
+ * A crash between the rename and the commit leaves an unindexed file in the
+ * cache (wasted space, never a lost or phantom object); temp files are
+ * removed at start-up.
+ *
+ * Duplicates: a SOP Instance UID the hub already holds
+ *   - in another study (other Study Instance UID, or the same UID under a
+ *     different accession number, i.e. another order) is stored under a new
+ *     SOP Instance UID, recorded in uid_mapping, status B000;
+ *   - in the same study is rejected (0110) by default, or per
+ *     storage.duplicate_policy accepted silently (0000) or overwritten when
+ *     the MD5 differs.
+ * A Study Instance UID received with an accession number different from the
+ * study's is another order: it gets its own study UID (uid_mapping kind
+ * 'study'), and its series are remapped likewise, so each copy is found by
+ * its own accession number.
+ * Stored files are never rewritten: new UIDs live in the index and are
+ * applied when objects leave the hub.
+ */
+#include "hub.h"
+
+#include "durable.h"
+#include "hash.h"
+#include "log.h"
+#include "uid.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define ST_SUCCESS 0x0000
+#define ST_OUT_OF_RESOURCES 0xA700
+#define ST_MISMATCH 0xA900
+#define ST_PROCESSING_FAILURE 0x0110
+#define ST_COERCED 0xB000
+
+#define TXT 1024
+
+/* The attributes the index keeps, as received (UTF-8). */
+typedef struct {
+	char sop_class[65], sop_uid[65], study_uid[65], series_uid[65], ts[65];
+	char patient_id[TXT], issuer[TXT], patient_name[TXT], birth_date[TXT], sex[TXT];
+	char study_id[TXT], study_date[TXT], study_time[TXT], accession[TXT], referring[TXT];
+	char study_desc[TXT], status_id[TXT];
+	char modality[TXT], series_number[TXT], series_desc[TXT], institution[TXT], department[TXT];
+	char pps_date[TXT], pps_time[TXT];
+	char instance_number[TXT], content_date[TXT], content_time[TXT];
+} obj_attrs;
+
+/* What the index transaction decided. */
+typedef struct {
+	unsigned int status;
+	char comment[160];
+	char hub_sop_uid[65];     /* identity in the index (may be newly assigned) */
+	char old_file[1024];      /* overwritten file to remove after commit */
+	int stored;               /* the new file was renamed into the cache */
+} decision;
+
+static void get_attr(const dh_dcm_ds *ds, uint32_t tag, char *buf, size_t len)
+{
+	int rc = dh_dcm_ds_get(ds, tag, buf, len);
+	if (rc == DH_DCM_ERROR) {
+		/* longer than any legal value of the index's attributes: keep a prefix */
+		DH_DEBUG("attribute (%04x,%04x) too long for the index; truncated", tag >> 16, tag & 0xffff);
+		buf[0] = '\0';
+	} else if (rc != DH_DCM_OK) {
+		buf[0] = '\0';
+	}
+}
+
+static void read_attrs(const dh_dcm_ds *ds, obj_attrs *o)
+{
+	get_attr(ds, DH_TAG(0x0008, 0x0016), o->sop_class, sizeof(o->sop_class));
+	get_attr(ds, DH_TAG(0x0008, 0x0018), o->sop_uid, sizeof(o->sop_uid));
+	get_attr(ds, DH_TAG(0x0020, 0x000D), o->study_uid, sizeof(o->study_uid));
+	get_attr(ds, DH_TAG(0x0020, 0x000E), o->series_uid, sizeof(o->series_uid));
+	if (dh_dcm_ds_get_meta(ds, DH_TAG(0x0002, 0x0010), o->ts, sizeof(o->ts)) != DH_DCM_OK)
+		o->ts[0] = '\0';
+	get_attr(ds, DH_TAG(0x0010, 0x0020), o->patient_id, TXT);
+	get_attr(ds, DH_TAG(0x0010, 0x0021), o->issuer, TXT);
+	get_attr(ds, DH_TAG(0x0010, 0x0010), o->patient_name, TXT);
+	get_attr(ds, DH_TAG(0x0010, 0x0030), o->birth_date, TXT);
+	get_attr(ds, DH_TAG(0x0010, 0x0040), o->sex, TXT);
+	get_attr(ds, DH_TAG(0x0020, 0x0010), o->study_id, TXT);
+	get_attr(ds, DH_TAG(0x0008, 0x0020), o->study_date, TXT);
+	get_attr(ds, DH_TAG(0x0008, 0x0030), o->study_time, TXT);
+	get_attr(ds, DH_TAG(0x0008, 0x0050), o->accession, TXT);
+	get_attr(ds, DH_TAG(0x0008, 0x0090), o->referring, TXT);
+	get_attr(ds, DH_TAG(0x0008, 0x1030), o->study_desc, TXT);
+	get_attr(ds, DH_TAG(0x0032, 0x000A), o->status_id, TXT);
+	get_attr(ds, DH_TAG(0x0008, 0x0060), o->modality, TXT);
+	get_attr(ds, DH_TAG(0x0020, 0x0011), o->series_number, TXT);
+	get_attr(ds, DH_TAG(0x0008, 0x103E), o->series_desc, TXT);
+	get_attr(ds, DH_TAG(0x0008, 0x0080), o->institution, TXT);
+	get_attr(ds, DH_TAG(0x0008, 0x1040), o->department, TXT);
+	get_attr(ds, DH_TAG(0x0040, 0x0244), o->pps_date, TXT);
+	get_attr(ds, DH_TAG(0x0040, 0x0245), o->pps_time, TXT);
+	get_attr(ds, DH_TAG(0x0020, 0x0013), o->instance_number, TXT);
+	get_attr(ds, DH_TAG(0x0008, 0x0023), o->content_date, TXT);
+	get_attr(ds, DH_TAG(0x0008, 0x0033), o->content_time, TXT);
+}
+
+/* Checks the data set against the command (A900 cases). Returns 0 or -1 with why. */
+static int check_attrs(const obj_attrs *o, const dh_dcm_cmd *cmd, char *why, size_t len)
+{
+	if (strcmp(o->sop_class, cmd->sop_class) != 0) {
+		snprintf(why, len, "SOP Class UID '%.64s' differs from the request's", o->sop_class);
+		return -1;
+	}
+	if (strcmp(o->sop_uid, cmd->sop_instance) != 0) {
+		snprintf(why, len, "SOP Instance UID '%.64s' differs from the request's", o->sop_uid);
+		return -1;
+	}
+	if (!dh_uid_valid(o->study_uid)) {
+		snprintf(why, len, "missing or invalid Study Instance UID");
+		return -1;
+	}
+	if (!dh_uid_valid(o->series_uid)) {
+		snprintf(why, len, "missing or invalid Series Instance UID");
+		return -1;
+	}
+	if (!dh_uid_valid(o->sop_uid)) {
+		snprintf(why, len, "invalid SOP Instance UID");
+		return -1;
+	}
+	return 0;
+}
+
+/* MD5 of the file while reading it back, then fsync; returns 0 or -1 (errno). */
+static int hash_and_sync(const char *path, char md5[DH_MD5_HEX_LEN + 1], long long *size)
+{
+	int rc = -1, fd = open(path, O_RDONLY);
+	dh_md5 *h = NULL;
+	char buf[65536];
+	if (fd < 0 || dh_md5_new(&h) < 0)
+		goto done;
+	*size = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto done;
+		if (n == 0)
+			break;
+		dh_md5_update(h, buf, (size_t)n);
+		*size += n;
+	}
+	if (dh_md5_final(h, md5) < 0 || dh_durable_fsync_fd(fd) < 0)
+		goto done;
+	rc = 0;
+done:
+	dh_md5_free(h);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* ---- the index transaction --------------------------------------------- */
+
+typedef struct {
+	PGconn *c;
+	dh_db_err err;
+	int failed;
+} tx;
+
+/* Runs a query inside the transaction; after the first failure every call is a no-op. */
+static PGresult *q(tx *t, const char *sql, int n, const char *const *p)
+{
+	if (t->failed)
+		return NULL;
+	PGresult *r = dh_db_query(t->c, sql, n, p, &t->err);
+	if (!r)
+		t->failed = 1;
+	return r;
+}
+
+static void x(tx *t, const char *sql, int n, const char *const *p)
+{
+	PQclear(q(t, sql, n, p));
+}
+
+/* First column of the first row into out (or "" when no row). Returns rows. */
+static int q1(tx *t, const char *sql, int n, const char *const *p, char *out, size_t len)
+{
+	PGresult *r = q(t, sql, n, p);
+	int rows = r ? PQntuples(r) : 0;
+	if (out)
+		snprintf(out, len, "%s", rows ? PQgetvalue(r, 0, 0) : "");
+	PQclear(r);
+	return rows;
+}
+
+static int differs(const char *incoming, const char *kept)
+{
+	return incoming[0] && strcmp(incoming, kept) != 0;
+}
+
+/*
+ * Finds or creates the UID the hub uses instead of old_uid. kind is "study"
+ * (keyed by accession: one study per order), "series" (keyed by the study it
+ * was moved into) or "sop" (always new). new_uid receives the UID.
+ */
+static void remap_uid(tx *t, const char *kind, const char *old_uid, const char *study_uid,
+		      const char *accession, const char *source_ae, const char *reason, char *new_uid)
+{
+	int is_study = strcmp(kind, "study") == 0, is_series = strcmp(kind, "series") == 0;
+	if (is_study || is_series) {
+		const char *p[2] = { old_uid, is_study ? accession : study_uid };
+		const char *sql = is_study
+			? "SELECT new_uid FROM uid_mapping WHERE kind = 'study' AND old_uid = $1 AND accession = $2"
+			: "SELECT new_uid FROM uid_mapping WHERE kind = 'series' AND old_uid = $1 AND study_uid = $2";
+		if (q1(t, sql, 2, p, new_uid, DH_UID_MAX + 1) > 0)
+			return;
+	}
+	if (dh_uid_generate(new_uid) < 0) {
+		t->failed = 1;
+		snprintf(t->err.msg, sizeof(t->err.msg), "cannot generate a UID");
+		return;
+	}
+	/* study_uid of a mapping is the study the object now belongs to (kb-8993's study_ref) */
+	const char *ip[7] = { kind, is_study ? new_uid : study_uid, accession, old_uid, new_uid,
+			      source_ae, reason };
+	x(t, "INSERT INTO uid_mapping (kind, study_uid, accession, old_uid, new_uid, source_ae, reason) "
+	     "VALUES ($1, $2, $3, $4, $5, $6, $7)", 7, ip);
+	DH_INFO("assigned %s UID %s instead of %s (%s)", kind, new_uid, old_uid, reason);
+}
+
+/*
+ * The whole index decision for one object. tmp is the fsync'ed temp file;
+ * rel/abs the final cache path. Fills d; returns 0 when the transaction
+ * committed (or nothing needed committing), -1 on a database error (t->err).
+ */
+static int index_object(hub *h, tx *t, const obj_attrs *o, const char *source_ae, const char *tmp,
+			const char *rel, const char *abs, long long size, const char *md5, decision *d)
+{
+	char study_uid[DH_UID_MAX + 1], series_uid[DH_UID_MAX + 1], sop_uid[DH_UID_MAX + 1];
+	char study_acc[TXT] = "", ppk[32], stpk[32], sepk[32], size_s[32];
+	int coerced = 0;
+	PGresult *r = NULL;
+
+	snprintf(study_uid, sizeof(study_uid), "%s", o->study_uid);
+	snprintf(series_uid, sizeof(series_uid), "%s", o->series_uid);
+	snprintf(sop_uid, sizeof(sop_uid), "%s", o->sop_uid);
+	x(t, "BEGIN", 0, NULL);
+	{
+		const char *p[1] = { o->sop_uid };
+		x(t, "SELECT pg_advisory_xact_lock(7243002, hashtext($1))", 1, p);
+	}
+	/* another order under the same Study Instance UID gets a study of its own */
+	{
+		const char *p[1] = { o->study_uid };
+		if (q1(t, "SELECT accession FROM study WHERE study_uid = $1", 1, p, study_acc,
+		       sizeof(study_acc)) > 0 && o->accession[0] && study_acc[0] &&
+		    strcmp(study_acc, o->accession) != 0) {
+			remap_uid(t, "study", o->study_uid, NULL, o->accession, source_ae,
+				  "same Study Instance UID received under another accession number",
+				  study_uid);
+			coerced = 1;
+		}
+	}
+	/* duplicate SOP Instance UID? */
+	{
+		const char *p[1] = { o->sop_uid };
+		r = q(t, "SELECT i.pk, i.md5, i.file_path, st.study_uid FROM instance i "
+			 "JOIN series se ON se.pk = i.series_fk JOIN study st ON st.pk = se.study_fk "
+			 "WHERE i.received_sop_uid = $1 OR i.sop_uid = $1", 1, p);
+		int same = -1;
+		for (int i = 0; r && i < PQntuples(r); i++)
+			if (strcmp(PQgetvalue(r, i, 3), study_uid) == 0)
+				same = i;
+		if (r && same >= 0) {
+			int policy = h->cfg.duplicate_policy;
+			int identical = strcmp(PQgetvalue(r, same, 1), md5) == 0;
+			if (policy == HUB_DUP_REJECT) {
+				d->status = ST_PROCESSING_FAILURE;
+				snprintf(d->comment, sizeof(d->comment),
+					 "duplicate SOP Instance UID in the same study rejected (%s content)",
+					 identical ? "identical" : "different");
+				DH_WARN("rejected duplicate %s in study %s (%s content)", o->sop_uid, study_uid,
+					identical ? "identical" : "different");
+			} else if (policy == HUB_DUP_ACCEPT || identical) {
+				d->status = ST_SUCCESS;
+				DH_INFO("duplicate %s in study %s accepted silently", o->sop_uid, study_uid);
+			} else {
+				/* overwrite: the index points to the new file; the old one goes after commit */
+				snprintf(d->old_file, sizeof(d->old_file), "%s", PQgetvalue(r, same, 2));
+				snprintf(size_s, sizeof(size_s), "%lld", size);
+				const char *up[6] = { PQgetvalue(r, same, 0), rel, size_s, md5, o->ts, source_ae };
+				if (dh_durable_rename(tmp, abs) < 0) {
+					t->failed = 1;
+					snprintf(t->err.msg, sizeof(t->err.msg), "cannot move object into cache: %s",
+						 strerror(errno));
+				} else {
+					d->stored = 1;
+				}
+				x(t, "UPDATE instance SET file_path = $2, file_size = $3::bigint, md5 = $4, "
+				     "transfer_syntax = $5, source_ae = $6, received_at = now() WHERE pk = $1::bigint",
+				  6, up);
+				d->status = ST_SUCCESS;
+				snprintf(d->hub_sop_uid, sizeof(d->hub_sop_uid), "%s", o->sop_uid);
+				DH_INFO("duplicate %s in study %s overwritten (MD5 differs)", o->sop_uid, study_uid);
+			}
+			PQclear(r);
+			r = NULL;
+			if (d->stored)
+				goto commit;
+			x(t, "ROLLBACK", 0, NULL);
+			return t->failed ? -1 : 0;
+		}
+		if (r && PQntuples(r) > 0) {
+			remap_uid(t, "sop", o->sop_uid, study_uid, o->accession, source_ae,
+				  "SOP Instance UID already held in another study", sop_uid);
+			coerced = 1;
+		}
+		PQclear(r);
+		r = NULL;
+	}
+	/* patient */
+	{
+		const char *p[5] = { o->patient_id, o->issuer, o->patient_name, o->birth_date, o->sex };
+		if (q1(t, "INSERT INTO patient (patient_id, issuer, patient_name, birth_date, sex) "
+			  "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (patient_id, issuer) DO NOTHING RETURNING pk",
+		       5, p, ppk, sizeof(ppk)) == 0 && !t->failed) {
+			r = q(t, "SELECT pk, patient_name, birth_date, sex FROM patient "
+				 "WHERE patient_id = $1 AND issuer = $2", 2, p);
+			if (r && PQntuples(r) == 1) {
+				snprintf(ppk, sizeof(ppk), "%s", PQgetvalue(r, 0, 0));
+				if (differs(o->patient_name, PQgetvalue(r, 0, 1)) ||
+				    differs(o->birth_date, PQgetvalue(r, 0, 2)) ||
+				    differs(o->sex, PQgetvalue(r, 0, 3))) {
+					coerced = 1;
+					DH_INFO("patient '%s' attributes differ from the index's; index kept",
+						o->patient_id);
+				}
+			}
+			PQclear(r);
+			r = NULL;
+		}
+	}
+	/* study */
+	{
+		const char *p[9] = { ppk, study_uid, o->study_id, o->study_date, o->study_time, o->accession,
+				     o->referring, o->study_desc, o->status_id };
+		if (q1(t, "INSERT INTO study (patient_fk, study_uid, study_id, study_date, study_time, "
+			  "accession, referring_physician, description, status_id) "
+			  "VALUES ($1::bigint, $2, $3, $4, $5, $6, $7, $8, $9) "
+			  "ON CONFLICT (study_uid) DO NOTHING RETURNING pk", 9, p, stpk, sizeof(stpk)) == 0 &&
+		    !t->failed) {
+			const char *sp[1] = { study_uid };
+			r = q(t, "SELECT pk, patient_fk FROM study WHERE study_uid = $1", 1, sp);
+			if (r && PQntuples(r) == 1) {
+				snprintf(stpk, sizeof(stpk), "%s", PQgetvalue(r, 0, 0));
+				if (strcmp(PQgetvalue(r, 0, 1), ppk) != 0) {
+					coerced = 1;
+					DH_INFO("study %s belongs to another patient in the index; index kept",
+						study_uid);
+				}
+			}
+			PQclear(r);
+			r = NULL;
+		}
+	}
+	/* series; a series UID already used by another study is remapped into this one */
+	for (int attempt = 0; attempt < 2 && !t->failed; attempt++) {
+		const char *p[9] = { stpk, series_uid, o->modality, o->series_number, o->series_desc,
+				     o->institution, o->department, o->pps_date, o->pps_time };
+		if (q1(t, "INSERT INTO series (study_fk, series_uid, modality, series_number, description, "
+			  "institution, department, pps_start_date, pps_start_time) "
+			  "VALUES ($1::bigint, $2, $3, $4, $5, $6, $7, $8, $9) "
+			  "ON CONFLICT (series_uid) DO NOTHING RETURNING pk", 9, p, sepk, sizeof(sepk)) > 0)
+			break;
+		char owner[32] = "";
+		const char *sp[1] = { series_uid };
+		r = q(t, "SELECT pk, study_fk FROM series WHERE series_uid = $1", 1, sp);
+		if (r && PQntuples(r) == 1) {
+			snprintf(sepk, sizeof(sepk), "%s", PQgetvalue(r, 0, 0));
+			snprintf(owner, sizeof(owner), "%s", PQgetvalue(r, 0, 1));
+		}
+		PQclear(r);
+		r = NULL;
+		if (strcmp(owner, stpk) == 0)
+			break;
+		remap_uid(t, "series", o->series_uid, study_uid, o->accession, source_ae,
+			  "Series Instance UID already used by another study", series_uid);
+		coerced = 1;
+	}
+	if (t->failed)
+		goto rollback;
+	/* the object itself: into the cache, then into the index */
+	if (dh_durable_rename(tmp, abs) < 0) {
+		t->failed = 1;
+		snprintf(t->err.msg, sizeof(t->err.msg), "cannot move object into cache: %s", strerror(errno));
+		goto rollback;
+	}
+	d->stored = 1;
+	snprintf(size_s, sizeof(size_s), "%lld", size);
+	{
+		const char *p[14] = { sepk, sop_uid, o->sop_uid, o->study_uid, o->accession, o->sop_class,
+				      o->instance_number, o->content_date, o->content_time, o->ts, rel,
+				      size_s, md5, source_ae };
+		x(t, "INSERT INTO instance (series_fk, sop_uid, received_sop_uid, received_study_uid, "
+		     "received_accession, sop_class_uid, instance_number, content_date, content_time, "
+		     "transfer_syntax, file_path, file_size, md5, source_ae) "
+		     "VALUES ($1::bigint, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13, $14)",
+		  14, p);
+	}
+	x(t, "UPDATE study SET updated_at = now() WHERE pk = $1::bigint", 1, (const char *[]){ stpk });
+	d->status = coerced ? ST_COERCED : ST_SUCCESS;
+	if (coerced)
+		snprintf(d->comment, sizeof(d->comment), "stored; identifying values kept consistent by the hub");
+	snprintf(d->hub_sop_uid, sizeof(d->hub_sop_uid), "%s", sop_uid);
+commit:
+	x(t, "COMMIT", 0, NULL);
+	if (!t->failed)
+		return 0;
+rollback:
+	PQclear(PQexec(t->c, "ROLLBACK"));
+	if (d->stored) {
+		/* the rename happened but the index did not take it: move it back out of the cache */
+		unlink(abs);
+		d->stored = 0;
+	}
+	return -1;
+}
+
+int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
+{
+	const int timeout = (int)h->cfg.dimse_timeout;
+	const char *cache = h->cfg.cache_dir;
+	char uuid[37], tmp[1024], rel[128], abs[1200], dir[1100], err[512] = "", md5[DH_MD5_HEX_LEN + 1];
+	decision d;
+	obj_attrs *o = NULL;
+	dh_dcm_ds *ds = NULL;
+	long long size = 0;
+	uint64_t free_bytes = 0;
+	int rc = 0;
+
+	memset(&d, 0, sizeof(d));
+	d.status = ST_PROCESSING_FAILURE;
+	tmp[0] = '\0';
+	if (dh_uuid_generate(uuid) < 0 || !(o = calloc(1, sizeof(*o)))) {
+		dh_dcm_receive_discard(a, timeout);
+		snprintf(d.comment, sizeof(d.comment), "out of memory");
+		goto respond;
+	}
+	const uint64_t reserve = (uint64_t)h->cfg.min_free_mb << 20;
+	if (dh_durable_free_bytes(cache, &free_bytes) == 0 && free_bytes < reserve) {
+		dh_dcm_receive_discard(a, timeout);
+		d.status = ST_OUT_OF_RESOURCES;
+		snprintf(d.comment, sizeof(d.comment), "storage full");
+		DH_ERROR("refusing %s: %llu MiB free in %s, storage.min_free_mb is %ld", cmd->sop_instance,
+			 (unsigned long long)(free_bytes >> 20), cache, h->cfg.min_free_mb);
+		goto respond;
+	}
+	snprintf(tmp, sizeof(tmp), "%s/tmp/%s.part", cache, uuid);
+	int r = dh_dcm_receive_store_file(a, cmd, tmp, timeout, err, sizeof(err));
+	if (r == DH_DCM_NOSPACE) {
+		d.status = ST_OUT_OF_RESOURCES;
+		snprintf(d.comment, sizeof(d.comment), "storage full");
+		DH_ERROR("refusing %s: %s", cmd->sop_instance, err);
+		goto respond;
+	}
+	if (r != DH_DCM_OK) {
+		DH_WARN("receiving %s failed: %s", cmd->sop_instance, err);
+		tmp[0] = '\0';
+		rc = -1; /* the association's state is unknown: the caller aborts it */
+		goto done;
+	}
+	if (dh_dcm_ds_load(tmp, &ds, err, sizeof(err)) != DH_DCM_OK) {
+		d.status = ST_MISMATCH;
+		snprintf(d.comment, sizeof(d.comment), "%.150s", err);
+		DH_WARN("refusing %s: %s", cmd->sop_instance, err);
+		goto respond;
+	}
+	read_attrs(ds, o);
+	dh_dcm_ds_free(ds);
+	ds = NULL;
+	if (check_attrs(o, cmd, err, sizeof(err)) < 0) {
+		d.status = ST_MISMATCH;
+		snprintf(d.comment, sizeof(d.comment), "%.150s", err);
+		DH_WARN("refusing %s: %s", cmd->sop_instance, err);
+		goto respond;
+	}
+	if (hash_and_sync(tmp, md5, &size) < 0) {
+		int e = errno;
+		d.status = (e == ENOSPC || e == EDQUOT) ? ST_OUT_OF_RESOURCES : ST_PROCESSING_FAILURE;
+		snprintf(d.comment, sizeof(d.comment), "cannot write object: %s", strerror(e));
+		DH_ERROR("storing %s: %s", cmd->sop_instance, d.comment);
+		goto respond;
+	}
+	if (dh_durable_free_bytes(cache, &free_bytes) == 0 && free_bytes < reserve) {
+		d.status = ST_OUT_OF_RESOURCES;
+		snprintf(d.comment, sizeof(d.comment), "storage full");
+		DH_ERROR("refusing %s: storage.min_free_mb reached in %s", cmd->sop_instance, cache);
+		goto respond;
+	}
+	snprintf(dir, sizeof(dir), "%s/%.2s/%.2s", cache, uuid, uuid + 2);
+	snprintf(rel, sizeof(rel), "%.2s/%.2s/%s.dcm", uuid, uuid + 2, uuid);
+	snprintf(abs, sizeof(abs), "%s/%s", cache, rel);
+	if (dh_durable_mkdirs(dir) < 0) {
+		int e = errno;
+		d.status = (e == ENOSPC || e == EDQUOT) ? ST_OUT_OF_RESOURCES : ST_PROCESSING_FAILURE;
+		snprintf(d.comment, sizeof(d.comment), "cannot create cache directory: %s", strerror(e));
+		DH_ERROR("%s: %s", dir, d.comment);
+		goto respond;
+	}
+
+	for (int attempt = 0; attempt < 3; attempt++) {
+		tx t;
+		memset(&t, 0, sizeof(t));
+		t.c = dh_db_get(h->db, &t.err);
+		if (!t.c) {
+			snprintf(d.comment, sizeof(d.comment), "index database unavailable");
+			DH_ERROR("storing %s: %s", cmd->sop_instance, t.err.msg);
+			break;
+		}
+		memset(&d, 0, sizeof(d));
+		int ir = index_object(h, &t, o, dh_dcm_assoc_calling_ae(a), tmp, rel, abs, size, md5, &d);
+		int lost = ir < 0 && dh_db_conn_lost(t.c, &t.err);
+		dh_db_put(h->db, t.c, lost);
+		if (ir == 0)
+			break;
+		d.status = ST_PROCESSING_FAILURE;
+		snprintf(d.comment, sizeof(d.comment), "%s", lost ? "index database unavailable"
+								   : "index update failed");
+		DH_ERROR("indexing %s failed: [%s] %s", cmd->sop_instance, t.err.sqlstate, t.err.msg);
+		if (!dh_db_retryable(&t.err) && !lost)
+			break;
+	}
+	if (d.stored) {
+		tmp[0] = '\0'; /* it is the cache's now */
+		if (d.old_file[0]) {
+			char old[1200];
+			snprintf(old, sizeof(old), "%s/%s", cache, d.old_file);
+			unlink(old);
+		}
+		DH_DEBUG("stored %s as %s (%lld bytes, md5 %s, status %04x)", o->sop_uid, d.hub_sop_uid, size,
+			 md5, d.status);
+	}
+respond:
+	if (dh_dcm_send_response(a, cmd, d.status, NULL, d.comment[0] ? d.comment : NULL, NULL) !=
+	    DH_DCM_OK)
+		rc = -1;
+done:
+	if (tmp[0])
+		unlink(tmp);
+	dh_dcm_ds_free(ds);
+	free(o);
+	return rc;
+}
+
+void ingest_clean_tmp(const hub *h)
+{
+	char dir[1100];
+	snprintf(dir, sizeof(dir), "%s/tmp", h->cfg.cache_dir);
+	DIR *dp = opendir(dir);
+	if (!dp)
+		return;
+	struct dirent *e;
+	int n = 0;
+	while ((e = readdir(dp))) {
+		size_t len = strlen(e->d_name);
+		if (len > 5 && strcmp(e->d_name + len - 5, ".part") == 0) {
+			char p[1400];
+			snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+			if (unlink(p) == 0)
+				n++;
+		}
+	}
+	closedir(dp);
+	if (n)
+		DH_INFO("removed %d unfinished object(s) left in %s by an earlier run", n, dir);
+}
