@@ -114,6 +114,7 @@ work="$bench_dir/.work"
 mkdir -p "$work"
 results="$work/results.$$"
 : >"$results"
+trap 'rm -f "$results"' EXIT
 
 # A free TCP port (or several distinct ones) on all addresses: dcmqrscp and
 # Orthanc bind 0.0.0.0, so a port free only on 127.0.0.1 is not enough.
@@ -150,13 +151,15 @@ stop_pid() {
   wait "$pid" 2>/dev/null || true
 }
 
-# Prepend a command to the EXIT trap already set (by lib.sh), keeping it.
+# Prepend a command to the EXIT trap already set (by lib.sh), keeping it. The
+# command runs under errexit like everything else here: one that fails (a
+# process already gone) must not skip the cleanup that follows, hence || true.
 add_exit_trap() {
   local cmd=$1 prev=""
   # trap -p prints "trap -- 'command' EXIT", quoted for reuse as shell input
   if [ -n "$(trap -p EXIT)" ]; then eval "set -- $(trap -p EXIT)"; prev=$3; fi
   # shellcheck disable=SC2064 # expand now: the commands are fixed strings
-  trap "$cmd${prev:+; $prev}" EXIT
+  trap "{ $cmd; } >/dev/null 2>&1 || true${prev:+; $prev}" EXIT
 }
 
 # Flush the previous target's dirty pages and pull the data set into the page
@@ -275,7 +278,7 @@ EOF
   # default (forking) mode: --single-process crashes after each association in Debian's build
   dcmqrscp -c "$dir/dcmqrscp.cfg" >"$dir/dcmqrscp.log" 2>&1 &
   pid=$!
-  add_exit_trap "pkill -TERM -P $pid 2>/dev/null; kill -TERM $pid 2>/dev/null"
+  add_exit_trap "pkill -TERM -P $pid; kill -TERM $pid"
   wait_echo "$pid" DCMQRSCP1 "$port" || { record "$t" FAILED 0 0 "$(fsinfo "$dir/storage")" "did not start"; return 1; }
   warm_caches
   send_all DCMQRSCP "$port" "$dir" numbered
@@ -344,7 +347,7 @@ EOF
   Orthanc "$dir/orthanc.json" >"$dir/orthanc.log" 2>&1 &
   pid=$!
   # stop Orthanc before lib.sh's exit trap stops its database
-  add_exit_trap "kill -TERM $pid 2>/dev/null; sleep 1"
+  add_exit_trap "kill -TERM $pid && sleep 2"
   for i in $(seq 1 300); do
     kill -0 "$pid" 2>/dev/null || break
     curl -fsS "http://127.0.0.1:$hport/system" >/dev/null 2>&1 && break
@@ -375,9 +378,11 @@ for t in hubd dcmqrscp orthanc; do
   log "running $t"
   # Each target runs in its own subshell: lib.sh state, exit traps (daemons,
   # PostgreSQL clusters) and errexit stay confined to it and are cleaned up
-  # when it ends, whatever happened.
+  # when it ends, whatever happened. The subshell starts with no EXIT trap of
+  # its own, but trap -p would still show ours: clear it so add_exit_trap
+  # does not chain the removal of the results file.
   set +e
-  ( set -e; trap 'exit 130' INT TERM; "run_$t" )
+  ( set -e; trap - EXIT; trap 'exit 130' INT TERM; "run_$t" )
   st=$?
   set -e
   if [ $st -ne 0 ] && ! grep -q "^$t"$'\t' "$results"; then
@@ -419,8 +424,11 @@ echo "data: $count instances, $bytes bytes, $studies studies, $assocs associatio
 while IFS=$'\t' read -r t status held secs fs note; do
   [ "$fs" = - ] || echo "storage $t: $fs"
 done <"$results"
-if [ "$keep" -eq 0 ]; then
+# Storage is large; keep it only when asked to or when a run failed (logs).
+if [ "$keep" -eq 0 ] && [ "$failed" -eq 0 ]; then
   rm -rf "$work/dcmqrscp" "$work/orthanc"
+elif [ "$failed" -ne 0 ]; then
+  echo "logs and storage kept in $work (remove it when done)"
 fi
 rm -f "$results"
 exit $failed

@@ -82,6 +82,13 @@ void dh_db_close(dh_db *db)
 	free(db);
 }
 
+/* Server notices ("relation already exists, skipping") belong in the debug log, not on stderr. */
+static void notice_to_log(void *arg, const char *message)
+{
+	(void)arg;
+	DH_DEBUG("database: %.*s", (int)strcspn(message, "\n"), message);
+}
+
 PGconn *dh_db_get(dh_db *db, dh_db_err *err)
 {
 	int slot = -1;
@@ -109,6 +116,8 @@ PGconn *dh_db_get(dh_db *db, dh_db_err *err)
 	}
 	if (!c) {
 		c = PQconnectdb(db->conninfo);
+		if (PQstatus(c) == CONNECTION_OK)
+			PQsetNoticeProcessor(c, notice_to_log, NULL);
 		if (PQstatus(c) != CONNECTION_OK) {
 			err_set(err, "08006", "could not connect to database: %s", PQerrorMessage(c));
 			PQfinish(c);

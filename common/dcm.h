@@ -249,6 +249,9 @@ int dh_dcm_store_file(dh_dcm_assoc *a, int pc_id, const char *path, int raw,
  */
 int dh_dcm_ds_load(const char *path, dh_dcm_ds **out, char *err, size_t errlen);
 
+/* Loads only the File Meta Information of a file (for tools that send damaged data sets). */
+int dh_dcm_ds_load_meta(const char *path, dh_dcm_ds **out, char *err, size_t errlen);
+
 /* A new empty data set. */
 int dh_dcm_ds_new(dh_dcm_ds **out);
 void dh_dcm_ds_free(dh_dcm_ds *ds);

@@ -39,7 +39,7 @@ die() {
 }
 
 usage() {
-	sed -n '/^# Usage:/,/^#   psql/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+	sed -n '/^# Usage:/,/^#             when it names/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 }
 
@@ -56,11 +56,7 @@ find_pgbin() {
 # Sets the layout variables for working folder $1 (made absolute).
 set_layout() {
 	local dir=$1
-	if [ ! -d "$dir" ]; then
-		[ "$CMD" = init ] || die "working folder $dir does not exist"
-		mkdir -p "$dir" || die "cannot create working folder $dir"
-	fi
-	W=$(cd "$dir" && pwd)
+	W=$(realpath -m -- "$dir")
 	BASE=$W/var/pg
 	DATA=$BASE/data
 	RUN=$BASE/run
@@ -71,17 +67,22 @@ set_layout() {
 	if [ ${#sock} -gt $SOCK_MAX ]; then
 		die "socket path $sock is ${#sock} bytes, longer than the $SOCK_MAX a unix socket allows; use a working folder whose absolute path has at most $((SOCK_MAX - ${#sock} + ${#W})) bytes"
 	fi
+	if [ ! -d "$W" ]; then
+		[ "$CMD" = init ] || die "working folder $W does not exist"
+		mkdir -p "$W" || die "cannot create working folder $W"
+	fi
 }
 
 is_root() { [ "$(id -u)" -eq 0 ]; }
 
 # Runs a server program as the cluster owner. cd / because the caller's
-# directory (/root) may be unreadable to that user and PostgreSQL complains.
+# directory (/root) may be unreadable to that user and PostgreSQL complains;
+# fd 9 (our lock) is closed, or the postmaster would hold the lock for life.
 as_owner() {
 	if is_root; then
-		(cd / && runuser -u "$PG_USER" -- "$@")
+		(cd / && runuser -u "$PG_USER" -- "$@" 9>&-)
 	else
-		(cd / && "$@")
+		(cd / && "$@" 9>&-)
 	fi
 }
 
@@ -139,9 +140,15 @@ EOF
 	if is_root; then chown "$PG_USER:$PG_USER" "$conf" "$DATA/postgresql.conf"; fi
 }
 
+# True when the postmaster of postmaster.pid is alive. Not `pg_ctl status`: a
+# postmaster killed with -9 stays a zombie until reaped, which pg_ctl counts as
+# running (and `pg_ctl stop` then waits for a pid file that never goes away).
 running() {
-	cluster_exists || return 1
-	as_owner "$PGBIN/pg_ctl" -D "$DATA" status >/dev/null 2>&1
+	local pid state
+	pid=$(head -n 1 "$DATA/postmaster.pid" 2>/dev/null) || return 1
+	[[ "$pid" =~ ^[0-9]+$ ]] || return 1
+	state=$(ps -o stat= -o comm= -p "$pid" 2>/dev/null) || return 1
+	[[ "$state" != Z* && "$state" == *postgres* ]]
 }
 
 do_initdb() {
@@ -166,6 +173,16 @@ do_start() {
 	if running; then
 		return 0
 	fi
+	# a postmaster just killed with -9 lingers as a zombie until reaped, and
+	# the new postmaster would take it for a live owner of the data directory
+	local pid i
+	pid=$(head -n 1 "$DATA/postmaster.pid" 2>/dev/null) || pid=
+	if [[ "$pid" =~ ^[0-9]+$ ]]; then
+		for ((i = 0; i < 300; i++)); do
+			[[ "$(ps -o comm= -p "$pid" 2>/dev/null)" == postgres* ]] || break
+			sleep 0.1
+		done
+	fi
 	write_settings
 	# only this cluster uses RUN: with the server down, a socket lock left by a
 	# killed server is stale, and its PID may belong to another process by now
@@ -181,6 +198,7 @@ do_stop() {
 		return 0
 	fi
 	if ! as_owner "$PGBIN/pg_ctl" -D "$DATA" -m fast -w -t 120 stop >/dev/null; then
+		running || return 0
 		die "PostgreSQL did not stop within 120 s (see $LOGFILE)"
 	fi
 }

@@ -18,7 +18,10 @@
 #include "log.h"
 #include "sopclass.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -148,6 +151,13 @@ static void *assoc_main(void *arg)
 	if (!called_ok)
 		DH_INFO("called AE title '%s' is not ours: Verification only", called);
 	int n = negotiate(h, a, called_ok);
+	if (n == 0) {
+		/* nothing we serve was proposed: say why instead of accepting an empty association */
+		DH_WARN("rejected: no acceptable presentation context%s",
+			called_ok ? "" : " (called AE title not ours: Verification only)");
+		dh_dcm_assoc_reject(a, 1, 1, called_ok ? 1 : 7);
+		goto done;
+	}
 	if (dh_dcm_assoc_acknowledge(a, err, sizeof(err)) != DH_DCM_OK) {
 		DH_WARN("%s", err);
 		goto done;
@@ -215,9 +225,30 @@ int scp_start(hub *h)
 	return h->n_acceptors > 0 ? 0 : -1;
 }
 
+/*
+ * Acceptors that lost a race for a connection wait inside accept() (DCMTK's
+ * listening socket blocks); one connect-and-close per acceptor wakes them.
+ */
+static void wake_acceptors(const hub *h)
+{
+	for (int i = 0; i < h->n_acceptors; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd < 0)
+			return;
+		struct sockaddr_in sa;
+		memset(&sa, 0, sizeof(sa));
+		sa.sin_family = AF_INET;
+		sa.sin_port = htons((uint16_t)h->cfg.port);
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		(void)connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+		close(fd);
+	}
+}
+
 void scp_stop(hub *h)
 {
 	h->stop = 1;
+	wake_acceptors(h);
 	for (int i = 0; i < h->n_acceptors; i++)
 		pthread_join(h->acceptors[i], NULL);
 	free(h->acceptors);

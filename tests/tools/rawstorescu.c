@@ -55,7 +55,7 @@ int main(int argc, char **argv)
 		const char *f = argv[optind + 2 + i];
 		/* read only the meta header: the data set may be broken on purpose */
 		dh_dcm_ds *m = NULL;
-		if (dh_dcm_ds_load(f, &m, err, sizeof(err)) == DH_DCM_OK) {
+		if (dh_dcm_ds_load_meta(f, &m, err, sizeof(err)) == DH_DCM_OK) {
 			dh_dcm_ds_get_meta(m, DH_TAG(0x0002, 0x0002), cls[i], 65);
 			dh_dcm_ds_get_meta(m, DH_TAG(0x0002, 0x0003), inst[i], 65);
 			dh_dcm_ds_get_meta(m, DH_TAG(0x0002, 0x0010), ts[i], 65);
