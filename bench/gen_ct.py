@@ -27,7 +27,6 @@ pydicom 2.x (Debian package python3-pydicom).
 import argparse
 import datetime
 import io
-import math
 import os
 import random
 import struct

@@ -9,33 +9,35 @@
 # only when a run failed (a target did not end up holding all N instances),
 # never for a missed performance target, so it can run in CI unattended.
 #
-# Every target gets the same treatment: a fresh storage directory under
-# bench/.work (one filesystem for all), free loopback ports picked at run time,
-# TCP_NODELAY=1 for every DCMTK-based process, the data set warm in the page
-# cache and earlier writes flushed (sync) before the clock starts. The clock
-# runs from the start of the first storescu to the exit of the last one.
+# Every target gets the same treatment: a private folder from the integration
+# test harness (tests/integration/lib.sh: /tmp/dh-bench-<target>.XXXXXX, one
+# filesystem for all, removed afterwards unless the run failed or --keep), free
+# loopback ports picked at run time, TCP_NODELAY=1 for every DCMTK-based
+# process, the data set warm in the page cache and earlier writes flushed
+# (sync) before the clock starts. hubd and Orthanc each get a private
+# PostgreSQL cluster of the same kind (dh_pg_start). The clock runs from the
+# start of the first storescu to the exit of the last one.
 #
 # Usage: bench/ingest.sh [--count N] [--assocs A] [--studies S]
 #                        [--only hubd|dcmqrscp|orthanc] [--keep]
-#   --count N    instances to send (default 5000, ~512 KiB each)
+#   --count N    instances to send (default 5000, ~514 KiB each)
 #   --assocs A   parallel associations (default 4)
 #   --studies S  studies in the data set (default ceil(N/250), 4 series each)
 #   --only T     run one target (may be repeated); default: all three
-#   --keep       keep each target's storage and logs under bench/.work
-# Environment: BUILD (build dir, default <repo>/build).
+#   --keep       keep each target's folder (storage, logs) after a good run
+# Environment: DH_BUILD (build folder, default <repo>/build).
 set -euo pipefail
 
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$bench_dir/.." && pwd)
-BUILD=${BUILD:-$repo/build}
-# Lets the bench run against a stand-in helper library; normally the project's own.
-DH_LIB=${DH_LIB:-$repo/tests/integration/lib.sh}
+: "${DH_BUILD:=$repo/build}"
+export DH_BUILD
+lib="$repo/tests/integration/lib.sh"
 SEED=20240501
 
 count=5000
 assocs=4
 studies=""
-keep=0
 targets=()
 
 usage() { sed -n '/^# Usage:/,/^# Environment:/p' "$0" | sed 's/^# \{0,1\}//'; }
@@ -51,7 +53,7 @@ while [ $# -gt 0 ]; do
         *) echo "ingest: --only takes hubd, dcmqrscp or orthanc" >&2; exit 2 ;;
       esac
       shift 2 ;;
-    --keep) keep=1; shift ;;
+    --keep) export DH_KEEP=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "ingest: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -77,10 +79,13 @@ now() { date +%s.%N; }
 # Orthanc, its PostgreSQL plugin and jq are bench-only packages; the script is
 # idempotent and returns at once when everything is present.
 "$repo/deploy/install-deps.sh" --bench
+[ -r "$lib" ] || { log "missing $lib"; exit 1; }
 
 # --- data set -----------------------------------------------------------------
-# Generated once per (N, S, seed) into bench/.data, reused by later runs.
-data="$bench_dir/.data/ct-n$count-s$studies-seed$SEED"
+# Generated once per (N, S, seed, generator version) into bench/.data and reused
+# by later runs; an edited gen_ct.py gets a new folder, never a stale data set.
+gen_id=$(md5sum "$bench_dir/gen_ct.py" | cut -c1-8)
+data="$bench_dir/.data/ct-n$count-s$studies-seed$SEED-$gen_id"
 if [ ! -e "$data/.complete" ]; then
   log "generating $count instances in $studies studies into $data"
   rm -rf "$data"
@@ -110,31 +115,66 @@ nfiles=$(find "$data/files" -maxdepth 1 -name '*.dcm' | wc -l)
 bytes=$(find "$data/files" -maxdepth 1 -name '*.dcm' -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f", s }')
 [ "$nfiles" -eq "$count" ] || { log "data set $data holds $nfiles files, expected $count"; exit 1; }
 
-work="$bench_dir/.work"
-mkdir -p "$work"
-results="$work/results.$$"
-: >"$results"
+results=$(mktemp /tmp/dh-bench-results.XXXXXX)
 trap 'rm -f "$results"' EXIT
 
-# A free TCP port (or several distinct ones) on all addresses: dcmqrscp and
-# Orthanc bind 0.0.0.0, so a port free only on 127.0.0.1 is not enough.
-free_ports() {
-  /usr/bin/python3 - "$1" <<'PY'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
+# --- helpers used inside the per-target subshells ---------------------------------
+
+# Processes this subshell started besides hubd (which lib.sh owns): storescu
+# clients and the reference daemons. bench_on_exit stops them when the
+# subshell ends for whatever reason, before lib.sh's cleanup stops PostgreSQL.
+bench_pids=()
+
+# True when process $1 exists and is not a zombie (a child we have not reaped
+# yet still answers kill -0).
+alive() {
+  local st
+  st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+  [[ "$st" != Z* ]]
+}
+
+bench_on_exit() {
+  local p i left
+  [ ${#bench_pids[@]} -gt 0 ] || return 0
+  for p in "${bench_pids[@]}"; do
+    if alive "$p"; then
+      pkill -TERM -P "$p" 2>/dev/null # dcmqrscp's forked children
+      kill -TERM "$p" 2>/dev/null
+    fi
+  done
+  for i in $(seq 1 150); do
+    left=0
+    for p in "${bench_pids[@]}"; do if alive "$p"; then left=1; fi; done
+    [ "$left" -eq 1 ] || break
+    sleep 0.2
+  done
+  for p in "${bench_pids[@]}"; do
+    if alive "$p"; then kill -KILL "$p" 2>/dev/null; fi
+  done
+  return 0
+}
+
+# Source lib.sh, make the target's folder $T and put bench_on_exit in front of
+# lib.sh's EXIT trap. The prefix keeps the exit status for lib.sh's cleanup
+# (which reads $? to decide whether the run failed and $T must stay) and drops
+# errexit and the ERR trap, so a process already gone cannot cut it short.
+bench_setup() {
+  local prev=""
+  # shellcheck source=../tests/integration/lib.sh
+  . "$lib"
+  dh_setup "bench-$1"
+  # trap -p prints "trap -- 'command' EXIT", quoted for reuse as shell input
+  eval "set -- $(trap -p EXIT)"
+  prev=${3:-}
+  # shellcheck disable=SC2064,SC2154 # $prev is expanded now on purpose; bench_rc at exit
+  trap "bench_rc=\$?; trap - ERR; set +e; bench_on_exit; (exit \$bench_rc); $prev" EXIT
 }
 
 # Wait until an AE answers C-ECHO or the process dies; $1 pid, $2 AE, $3 port.
 wait_echo() {
   local pid=$1 ae=$2 port=$3 i
   for i in $(seq 1 300); do
-    kill -0 "$pid" 2>/dev/null || { log "$ae (pid $pid) exited during start-up"; return 1; }
+    alive "$pid" || { log "$ae (pid $pid) exited during start-up"; return 1; }
     echoscu -aet STORESCU -aec "$ae" 127.0.0.1 "$port" >/dev/null 2>&1 && return 0
     sleep 0.2
   done
@@ -142,24 +182,13 @@ wait_echo() {
   return 1
 }
 
-# Stop a daemon we started: SIGTERM, then SIGKILL after 30 s.
+# Stop a daemon we started: SIGTERM, then SIGKILL after 30 s; reap it.
 stop_pid() {
   local pid=$1 i
   kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-  kill -KILL "$pid" 2>/dev/null || true
+  for i in $(seq 1 150); do alive "$pid" || break; sleep 0.2; done
+  if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   wait "$pid" 2>/dev/null || true
-}
-
-# Prepend a command to the EXIT trap already set (by lib.sh), keeping it. The
-# command runs under errexit like everything else here: one that fails (a
-# process already gone) must not skip the cleanup that follows, hence || true.
-add_exit_trap() {
-  local cmd=$1 prev=""
-  # trap -p prints "trap -- 'command' EXIT", quoted for reuse as shell input
-  if [ -n "$(trap -p EXIT)" ]; then eval "set -- $(trap -p EXIT)"; prev=$3; fi
-  # shellcheck disable=SC2064 # expand now: the commands are fixed strings
-  trap "{ $cmd; } >/dev/null 2>&1 || true${prev:+; $prev}" EXIT
 }
 
 # Flush the previous target's dirty pages and pull the data set into the page
@@ -181,73 +210,84 @@ send_all() {
     storescu -aet STORESCU -aec "$ae${numbered:+$i}" -nh +sd +r 127.0.0.1 "$port" "$split/$i" \
       >"$logs/storescu.$i.log" 2>&1 &
     pids+=($!)
+    bench_pids+=($!)
   done
   for i in "${pids[@]}"; do wait "$i" || fail=1; done
   t1=$(now)
   elapsed=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
   [ "$fail" -eq 0 ] || log "$ae: a storescu exited non-zero (see $logs/storescu.*.log)"
+  # storescu does not report failed stores at its default log level, so
+  # this rarely fires: the instance count afterwards is the real check
   if grep -q '^E:' "$logs"/storescu.*.log; then
     log "$ae: storescu reported errors, first ones:"
-    grep -h '^E:' "$logs"/storescu.*.log | head -5 >&2
+    grep -h '^E:' "$logs"/storescu.*.log | head -n 5 >&2 || true
   fi
 }
 
 # Filesystem type and device of a storage directory, for the report.
 fsinfo() { df -PT "$1" 2>/dev/null | awk 'NR == 2 { print $2 " on " $1 " at " $7 }'; }
 
+# PostgreSQL settings that decide durability and speed, for the report.
+pg_facts() {
+  dh_psql "select string_agg(name || '=' || current_setting(name), ' ' order by name)
+           from pg_settings where name in ('fsync', 'synchronous_commit', 'shared_buffers')" || true
+}
+
 # One result line per target: name status instances seconds filesystem note
 record() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$@" >>"$results"; }
 
+# Record the outcome of a run that got as far as counting; fails the subshell
+# (which keeps $T with its logs) when the target does not hold all instances.
+finish() {
+  local t=$1 held=${2:-0} dir=$3 note=$4
+  if [ "$held" -eq "$count" ]; then
+    record "$t" ok "$held" "$elapsed" "$(fsinfo "$dir")" "$note"
+  else
+    record "$t" FAILED "$held" "$elapsed" "$(fsinfo "$dir")" "holds $held of $count; logs in $T"
+    exit 1
+  fi
+}
+
 # --- hubd -----------------------------------------------------------------------
 run_hubd() {
-  local t=hubd logs port held
-  if [ ! -x "$BUILD/hub/hubd" ]; then
-    log "building the project into $BUILD"
-    if ! { cmake -S "$repo" -B "$BUILD" && cmake --build "$BUILD" -j; } >"$work/build.log" 2>&1 \
-       || [ ! -x "$BUILD/hub/hubd" ]; then
-      log "build failed or produced no $BUILD/hub/hubd (see $work/build.log)"
-      record "$t" FAILED 0 0 - "build failed"
-      return 1
+  local held facts
+  if [ ! -x "$DH_BUILD/hub/hubd" ]; then
+    log "building the project into $DH_BUILD"
+    if ! { cmake -S "$repo" -B "$DH_BUILD" && cmake --build "$DH_BUILD" -j; } >&2 ||
+       [ ! -x "$DH_BUILD/hub/hubd" ]; then
+      record hubd FAILED 0 0 - "build failed or produced no $DH_BUILD/hub/hubd"
+      exit 1
     fi
   fi
-  [ -r "$DH_LIB" ] || { record "$t" FAILED 0 0 - "no $DH_LIB"; return 1; }
-  # shellcheck source=../tests/integration/lib.sh
-  . "$DH_LIB"
-  dh_setup bench
+  bench_setup hubd
   dh_pg_start
-  # dh_hub_config appends its arguments as lines after its own defaults, so the
-  # section headers are repeated here: a bare key would land in whatever
-  # section the generated file ends with.
-  dh_hub_config "[hub]" "max_associations = $((assocs + 16))" \
-                "[remote.STORESCU]" "host = 127.0.0.1" "port = 104"
+  # dh_hub_config writes a test configuration (debug logging, a smaller
+  # database pool, [remote.STORESCU] and the other DCMTK tools' AEs) and
+  # appends these lines, whose repeated sections override it: the bench
+  # measures hubd with its production defaults.
+  dh_hub_config "[hub]" "log_level = info" "[database]" "pool_size = 16"
   dh_hub_start
-  port=${DH_HUB_PORT:?lib.sh did not set DH_HUB_PORT}
-  logs=${DH_WORK:?lib.sh did not set DH_WORK}
   warm_caches
-  send_all DCMHUB "$port" "$logs"
-  held=$(dh_psql "select count(*) from instance" | tr -dc '0-9')
-  pg_facts=$(dh_psql "select string_agg(name || '=' || setting, ' ' order by name) from pg_settings where name in ('fsync','synchronous_commit','shared_buffers')" || true)
+  send_all "${HUB_AET:-DCMHUB}" "$HUB_PORT" "$T"
+  held=$(dh_psql "select count(*) from instance")
+  facts=$(pg_facts)
   dh_hub_stop
-  if [ "${held:-0}" -eq "$count" ]; then
-    record "$t" ok "$held" "$elapsed" "$(fsinfo "$DH_WORK")" "postgresql: $pg_facts"
-  else
-    record "$t" FAILED "${held:-0}" "$elapsed" "$(fsinfo "$DH_WORK")" "index holds ${held:-0} of $count"
-    return 1
-  fi
+  finish hubd "$held" "$T/cache" "postgresql: $facts"
 }
 
 # --- dcmqrscp -------------------------------------------------------------------
 run_dcmqrscp() {
-  local t=dcmqrscp dir="$work/dcmqrscp" port pid held i aetable=""
-  rm -rf "$dir"
-  mkdir -p "$dir/storage"
+  local dir port pid held i aetable=""
   # dcmqrscp caps an AE at 500 studies and 1 GiB per study and deletes the
   # oldest beyond that: a larger data set cannot be counted fairly.
   if [ "$studies" -gt 500 ] || [ $(( bytes / studies )) -gt 1000000000 ]; then
-    record "$t" FAILED 0 0 "$(fsinfo "$dir/storage")" "data set beyond dcmqrscp quota (500 studies, 1 GiB/study)"
-    return 1
+    record dcmqrscp FAILED 0 0 - "data set beyond dcmqrscp's quota (500 studies, 1 GiB per study)"
+    exit 1
   fi
-  port=$(free_ports 1)
+  bench_setup dcmqrscp
+  dir=$T/dcmqrscp
+  mkdir -p "$dir/storage"
+  port=$(dh_free_port)
   # One AE title and storage area per association. dcmqrscp names a new file
   # by stat()ing random candidates seeded alike in every forked child, so two
   # associations writing into one area at the same time pick the same names,
@@ -278,38 +318,34 @@ EOF
   # default (forking) mode: --single-process crashes after each association in Debian's build
   dcmqrscp -c "$dir/dcmqrscp.cfg" >"$dir/dcmqrscp.log" 2>&1 &
   pid=$!
-  add_exit_trap "pkill -TERM -P $pid; kill -TERM $pid"
-  wait_echo "$pid" DCMQRSCP1 "$port" || { record "$t" FAILED 0 0 "$(fsinfo "$dir/storage")" "did not start"; return 1; }
+  bench_pids+=("$pid")
+  if ! wait_echo "$pid" DCMQRSCP1 "$port"; then
+    record dcmqrscp FAILED 0 0 - "did not start; see $dir/dcmqrscp.log"
+    exit 1
+  fi
   warm_caches
   send_all DCMQRSCP "$port" "$dir" numbered
   # no database: every stored object is one file beside its area's index file
   held=$(find "$dir/storage" -type f ! -name index.dat | wc -l)
   pkill -TERM -P "$pid" 2>/dev/null || true
   stop_pid "$pid"
-  if [ "$held" -eq "$count" ]; then
-    record "$t" ok "$held" "$elapsed" "$(fsinfo "$dir/storage")" "no fsync, $assocs storage areas with index files"
-  else
-    record "$t" FAILED "$held" "$elapsed" "$(fsinfo "$dir/storage")" "storage holds $held of $count files"
-    return 1
-  fi
+  finish dcmqrscp "$held" "$dir/storage" "no fsync, $assocs storage areas with index files"
 }
 
 # --- Orthanc + PostgreSQL index -------------------------------------------------
 run_orthanc() {
-  local t=orthanc dir="$work/orthanc" plugin dport hport pid held pghost pgport i
-  rm -rf "$dir"
+  local dir plugin dport hport pid held pghost pgport i facts
+  plugin=$(dpkg -L orthanc-postgresql 2>/dev/null | grep '/libOrthancPostgreSQLIndex\.so' | head -n 1)
+  [ -n "$plugin" ] || { record orthanc FAILED 0 0 - "orthanc-postgresql is not installed"; exit 1; }
+  bench_setup orthanc
+  dir=$T/orthanc
   mkdir -p "$dir/storage" "$dir/index"
-  plugin=$(dpkg -L orthanc-postgresql 2>/dev/null | grep '/libOrthancPostgreSQLIndex\.so' | head -1)
-  [ -n "$plugin" ] || { record "$t" FAILED 0 0 - "orthanc-postgresql not installed"; return 1; }
-  [ -r "$DH_LIB" ] || { record "$t" FAILED 0 0 - "no $DH_LIB"; return 1; }
-  # shellcheck source=../tests/integration/lib.sh
-  . "$DH_LIB"
-  dh_setup bench-orthanc
   dh_pg_start
-  # the same kind of private cluster hubd gets: host is its unix socket directory
-  pghost=$(sed -n 's/.*host=\([^ ]*\).*/\1/p' <<<"${DH_CONNINFO:?lib.sh did not set DH_CONNINFO}")
+  # the same kind of private cluster hubd gets; its host is a socket directory
+  pghost=$(sed -n 's/.*host=\([^ ]*\).*/\1/p' <<<"$DH_CONNINFO")
   pgport=$(sed -n 's/.*port=\([0-9]*\).*/\1/p' <<<"$DH_CONNINFO")
-  read -r dport hport <<<"$(free_ports 2)"
+  dport=$(dh_free_port)
+  hport=$(dh_free_port)
   cat >"$dir/orthanc.json" <<EOF
 {
   "Name" : "dcmhub-bench",
@@ -346,29 +382,23 @@ run_orthanc() {
 EOF
   Orthanc "$dir/orthanc.json" >"$dir/orthanc.log" 2>&1 &
   pid=$!
-  # stop Orthanc before lib.sh's exit trap stops its database
-  add_exit_trap "kill -TERM $pid && sleep 2"
+  bench_pids+=("$pid")
   for i in $(seq 1 300); do
-    kill -0 "$pid" 2>/dev/null || break
+    alive "$pid" || break
     curl -fsS "http://127.0.0.1:$hport/system" >/dev/null 2>&1 && break
     sleep 0.2
   done
   if ! curl -fsS "http://127.0.0.1:$hport/system" >/dev/null 2>&1 || ! wait_echo "$pid" ORTHANC "$dport"; then
-    log "orthanc did not come up (see $dir/orthanc.log)"; tail -5 "$dir/orthanc.log" >&2
-    record "$t" FAILED 0 0 "$(fsinfo "$dir/storage")" "did not start"
-    return 1
+    tail -n 5 "$dir/orthanc.log" >&2
+    record orthanc FAILED 0 0 - "did not start; see $dir/orthanc.log"
+    exit 1
   fi
   warm_caches
   send_all ORTHANC "$dport" "$dir"
-  held=$(curl -fsS "http://127.0.0.1:$hport/statistics" | jq -r '.CountInstances' | tr -dc '0-9')
-  pg_facts=$(psql "$DH_CONNINFO" -XAtq -c "select string_agg(name || '=' || setting, ' ' order by name) from pg_settings where name in ('fsync','synchronous_commit','shared_buffers')" 2>/dev/null || true)
+  held=$(curl -fsS "http://127.0.0.1:$hport/statistics" | jq -r '.CountInstances')
+  facts=$(pg_facts)
   stop_pid "$pid"
-  if [ "${held:-0}" -eq "$count" ]; then
-    record "$t" ok "$held" "$elapsed" "$(fsinfo "$dir/storage")" "fsync per file, postgresql: $pg_facts"
-  else
-    record "$t" FAILED "${held:-0}" "$elapsed" "$(fsinfo "$dir/storage")" "index holds ${held:-0} of $count"
-    return 1
-  fi
+  finish orthanc "$held" "$dir/storage" "fsync per file, postgresql: $facts"
 }
 
 # --- run ------------------------------------------------------------------------
@@ -376,17 +406,18 @@ log "$count instances ($(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1e6 }') M
 for t in hubd dcmqrscp orthanc; do
   want "$t" || continue
   log "running $t"
-  # Each target runs in its own subshell: lib.sh state, exit traps (daemons,
-  # PostgreSQL clusters) and errexit stay confined to it and are cleaned up
-  # when it ends, whatever happened. The subshell starts with no EXIT trap of
-  # its own, but trap -p would still show ours: clear it so add_exit_trap
-  # does not chain the removal of the results file.
+  # Each target runs in its own subshell: lib.sh's state, traps and cleanup
+  # (daemons, PostgreSQL cluster, folder) stay confined to it and run when it
+  # ends, whatever happened. A subshell has no EXIT trap of its own, yet
+  # trap -p would still show ours: clear it before lib.sh chains onto it.
   set +e
-  ( set -e; trap - EXIT; trap 'exit 130' INT TERM; "run_$t" )
+  ( trap - EXIT; "run_$t" )
   st=$?
   set -e
+  # lib.sh turns SIGINT/SIGTERM into exit 130/143: stop here, not at the next target
+  if [ $st -eq 130 ] || [ $st -eq 143 ]; then log "interrupted"; exit $st; fi
   if [ $st -ne 0 ] && ! grep -q "^$t"$'\t' "$results"; then
-    record "$t" FAILED 0 0 - "aborted (exit $st), see messages above"
+    record "$t" FAILED 0 0 - "aborted (exit $st), see the messages above"
   fi
 done
 
@@ -424,11 +455,4 @@ echo "data: $count instances, $bytes bytes, $studies studies, $assocs associatio
 while IFS=$'\t' read -r t status held secs fs note; do
   [ "$fs" = - ] || echo "storage $t: $fs"
 done <"$results"
-# Storage is large; keep it only when asked to or when a run failed (logs).
-if [ "$keep" -eq 0 ] && [ "$failed" -eq 0 ]; then
-  rm -rf "$work/dcmqrscp" "$work/orthanc"
-elif [ "$failed" -ne 0 ]; then
-  echo "logs and storage kept in $work (remove it when done)"
-fi
-rm -f "$results"
 exit $failed

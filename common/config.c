@@ -337,6 +337,7 @@ static char *reader(char *str, int num, void *stream)
 	load_ctx *c = stream;
 	char *got;
 	size_t len;
+	int ends_line;
 
 	if (c->failed || num < 2)
 		return NULL;
@@ -346,7 +347,8 @@ static char *reader(char *str, int num, void *stream)
 
 	c->lineno = c->next_line;
 	len = strlen(str);
-	if (len > 0 && str[len - 1] == '\n') {
+	ends_line = len > 0 && str[len - 1] == '\n';
+	if (ends_line) {
 		c->next_line++;
 	} else if (len == (size_t)num - 1 && !source_at_end(c)) {
 		/* libinih's buffer is full and the line goes on. */
@@ -359,7 +361,7 @@ static char *reader(char *str, int num, void *stream)
 
 		memmove(str, str + skip, len - skip + 1);
 	}
-	c->at_line_start = len > 0 && str[strlen(str) - 1] == '\n';
+	c->at_line_start = ends_line;
 	return str;
 }
 
@@ -585,20 +587,20 @@ void dh_cfg_write(FILE *out, const dh_cfg_option *table, const void *target)
 	 * (tables of repeated sections) are written without a header: the
 	 * caller writes "[remote.NAME]" before them.
 	 */
-	for (const dh_cfg_option *o = table; o->key != NULL; o++) {
-		const dh_cfg_option *p;
+	for (size_t i = 0; table[i].key != NULL; i++) {
+		size_t j;
 
-		for (p = table; p != o; p++) {
-			if (same_section(p->section, o->section))
+		for (j = 0; j < i; j++) {
+			if (same_section(table[j].section, table[i].section))
 				break;
 		}
-		if (p != o)
+		if (j < i)
 			continue; /* section already written */
-		if (o->section != NULL)
-			fprintf(out, "[%s]\n", o->section);
-		for (p = o; p->key != NULL; p++) {
-			if (same_section(p->section, o->section))
-				write_option(out, p, target);
+		if (table[i].section != NULL)
+			fprintf(out, "[%s]\n", table[i].section);
+		for (j = i; table[j].key != NULL; j++) {
+			if (same_section(table[j].section, table[i].section))
+				write_option(out, &table[j], target);
 		}
 	}
 }

@@ -42,12 +42,9 @@ int dh_durable_fsync_dir(const char *dir)
 	} while (fd < 0 && errno == EINTR);
 	if (fd < 0)
 		return -1;
-	if (dh_durable_fsync_fd(fd) == 0) {
+	/* Some filesystems cannot fsync a directory (EINVAL); PostgreSQL accepts that too. */
+	if (dh_durable_fsync_fd(fd) == 0 || errno == EINVAL)
 		rc = 0;
-	} else if (errno == EINVAL) {
-		/* Some filesystems cannot fsync a directory; PostgreSQL accepts that too. */
-		rc = 0;
-	}
 	if (rc != 0) {
 		int e = errno;
 

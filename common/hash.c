@@ -16,18 +16,18 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define READ_BLOCK (1024 * 1024)
+#define READ_BLOCK ((size_t)1 << 20)
 
 struct dh_md5 {
 	EVP_MD_CTX *ctx;
 	int finished; /* dh_md5_final ran; further updates are refused */
 };
 
-static void to_hex(const unsigned char *d, unsigned int n, char *out)
+static void to_hex(const unsigned char *d, size_t n, char *out)
 {
 	static const char digits[] = "0123456789abcdef";
 
-	for (unsigned int i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		out[2 * i] = digits[d[i] >> 4];
 		out[2 * i + 1] = digits[d[i] & 0x0f];
 	}

@@ -50,9 +50,12 @@ static void u128_to_decimal(const unsigned char u[16], char *out)
 	int nonzero;
 	char *p = out;
 
-	for (int i = 0; i < 4; i++)
-		limb[i] = (uint32_t)u[4 * i] << 24 | (uint32_t)u[4 * i + 1] << 16 |
-			  (uint32_t)u[4 * i + 2] << 8 | (uint32_t)u[4 * i + 3];
+	for (size_t i = 0; i < 4; i++) {
+		const unsigned char *b = u + 4 * i;
+
+		limb[i] = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 |
+			  (uint32_t)b[3];
+	}
 
 	do {
 		uint64_t rem = 0;

@@ -185,6 +185,10 @@ static void *acceptor_main(void *arg)
 			DH_DEBUG("%s", err);
 			continue;
 		}
+		if (h->stop) { /* our own wake-up connection, or a late caller */
+			dh_dcm_assoc_free(a);
+			break;
+		}
 		unsigned long id = atomic_fetch_add(&h->next_assoc, 1) + 1;
 		if (atomic_fetch_add(&h->active, 1) >= h->cfg.max_associations) {
 			atomic_fetch_sub(&h->active, 1);

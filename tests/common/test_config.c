@@ -167,6 +167,12 @@ static void test_load_values(void)
 	/* Untouched options keep their defaults. */
 	CU_ASSERT_EQUAL(c.pool_size, 16);
 	CU_ASSERT_STRING_EQUAL(c.cache_dir, "var/cache");
+
+	/* CRLF line ends, and a last line of blanks without a newline. */
+	CU_ASSERT_EQUAL(dh_cfg_load_string("[hub]\r\nport = 77\r\n   ", table, &c, NULL, NULL,
+					   err, sizeof(err)),
+			0);
+	CU_ASSERT_EQUAL(c.port, 77);
 	dh_cfg_free(table, &c);
 }
 
@@ -373,6 +379,22 @@ static void test_repeated_sections(void)
 	CU_ASSERT_STRING_EQUAL(r.name[1], "STORESCU");
 	CU_ASSERT_STRING_EQUAL(r.item[1].host, "localhost");
 	CU_ASSERT_EQUAL(r.item[1].port, 104);
+
+	/* A table of repeated sections is written without a header; the
+	 * caller writes "[remote.NAME]" itself. */
+	{
+		char *text = NULL;
+		size_t len = 0;
+		FILE *out = open_memstream(&text, &len);
+
+		CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+		dh_cfg_write(out, remote_table, &r.item[0]);
+		CU_ASSERT_EQUAL_FATAL(fclose(out), 0);
+		CU_ASSERT_PTR_NULL(strchr(text, '['));
+		CU_ASSERT_PTR_NOT_NULL(strstr(text, "host = 10.0.0.1\n"));
+		CU_ASSERT_PTR_NOT_NULL(strstr(text, "port = 4101\n"));
+		free(text);
+	}
 	remotes_free(&r);
 	dh_cfg_free(table, &c);
 

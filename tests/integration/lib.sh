@@ -85,8 +85,10 @@ dh_assert_file_exists() {
 # ------------------------------------------------------------ setup, cleanup
 
 # ERR trap: names the failing command with its call stack, once per process
-# (it fires again in every function frame the failure returns through).
+# (it fires again in every function frame the failure returns through). Only
+# failures that set -e makes fatal count: not those inside `set +e` or $(...).
 __dh_on_err() {
+	[[ $- == *e* ]] || return 0
 	DH_FAILED=$1
 	[ "${DH_ERR_PID:-}" != "$BASHPID" ] || return 0
 	DH_ERR_PID=$BASHPID
@@ -111,6 +113,7 @@ __dh_need_setup() {
 
 __dh_hub_log_tail() {
 	[ -f "$T/hubd.log" ] || return 0
+	DH_LOG_SHOWN=1
 	echo "--- last 50 lines of $T/hubd.log:" >&2
 	tail -n 50 "$T/hubd.log" >&2
 	echo "---" >&2
@@ -127,7 +130,7 @@ __dh_watchdog() {
 		while kill -0 "$me" 2>/dev/null && [ -d "$t" ]; do sleep 2; done
 		[ -d "$t" ] || exit 0
 		pid=$(cat "$t/hubd.pid" 2>/dev/null) || pid=
-		if [[ "$pid" =~ ^[0-9]+$ ]] && [ "$(ps -o comm= -p "$pid")" = hubd ]; then
+		if [[ "$pid" =~ ^[0-9]+$ ]] && [[ "$(ps -o args= -p "$pid")" == *"$t/hub.conf"* ]]; then
 			kill -KILL "$pid"
 		fi
 		pid=$(head -n 1 "$t/pg/data/postmaster.pid" 2>/dev/null) || pid=
@@ -170,7 +173,7 @@ dh_cleanup() {
 	if [ -n "$T" ] && [ -d "$T" ]; then
 		if [ "$rc" -ne 0 ]; then
 			echo "dh: $DH_TEST_NAME failed (status $rc); its folder is kept: $T" >&2
-			__dh_hub_log_tail
+			[ -n "${DH_LOG_SHOWN:-}" ] || __dh_hub_log_tail
 		elif [ "${DH_KEEP:-0}" = 1 ]; then
 			echo "dh: DH_KEEP=1: folder kept: $T" >&2
 		else

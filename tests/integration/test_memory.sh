@@ -12,12 +12,13 @@ S=$(dh_samples)
 ASSOCS=${MEM_ASSOCS:-3000}
 rss() { awk '/VmRSS/ {print $2}' "/proc/$HUB_PID/status"; }
 dh_variant "$S/CT_small.dcm" "$T/x.dcm" -gin
-burst() { # $1 associations, 4 in parallel
-  local n=$1
+burst() { # $1 associations, 4 in parallel (wait on these only: hubd is a job too)
+  local n=$1 pids=() p
   for _ in $(seq 1 4); do
     ( for _ in $(seq 1 $((n / 4))); do echoscu -aet ECHOSCU -aec DCMHUB 127.0.0.1 "$HUB_PORT" || exit 1; done ) &
+    pids+=($!)
   done
-  wait
+  for p in "${pids[@]}"; do wait "$p" || dh_fail "an association failed during the burst"; done
 }
 burst 400
 storescu -aet STORESCU -aec DCMHUB 127.0.0.1 "$HUB_PORT" "$T/x.dcm" || true
