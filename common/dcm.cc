@@ -934,33 +934,7 @@ extern "C" int dh_dcm_ds_load(const char *path, dh_dcm_ds **out, char *err, size
 		delete d;
 		return DH_DCM_ERROR;
 	}
-	/* A file whose last element claims more bytes than the file holds is
-	 * truncated; DCMTK loads such values lazily, so check lengths here. */
-	DcmStack stack;
 	DcmDataset *ds = d->ff.getDataset();
-	offile_off_t fsize = 0;
-	FILE *f = fopen(path, "rb");
-	if (f) {
-		fseek(f, 0, SEEK_END);
-		fsize = ftell(f);
-		fclose(f);
-	}
-	while (ds->nextObject(stack, OFTrue).good()) {
-		DcmObject *o = stack.top();
-		if (o->isLeaf() && o->getLengthField() != DCM_UndefinedLength) {
-			DcmElement *e = OFstatic_cast(DcmElement *, o);
-			if (!e->valueLoaded() && fsize > 0) {
-				/* force a read of lazily loaded values: fails when truncated */
-				OFCondition lc = e->loadAllDataIntoMemory();
-				if (lc.bad()) {
-					set_err(err, errlen, "data set is truncated", lc);
-					delete d;
-					return DH_DCM_ERROR;
-				}
-				e->compact(); /* drop it again: we only needed to know it is there */
-			}
-		}
-	}
 	if (ds->card() == 0) {
 		set_err_text(err, errlen, "empty data set");
 		delete d;

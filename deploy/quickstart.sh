@@ -154,11 +154,14 @@ write_conf() {
 }
 
 print_info() {
-	local pid=$1 aet=$2 port=$3 where=$LOG
-	[ -n "$pid" ] || where="this terminal"
+	local pid=$1 aet=$2 port=$3 where=$LOG state="is running (pid $1)"
+	if [ -z "$pid" ]; then
+		where="this terminal"
+		state="starts in the foreground"
+	fi
 	cat <<EOF
 
-dcmhub is running${pid:+ (pid $pid)}: AE title $aet, port $port.
+dcmhub $state: AE title $aet, port $port.
   configuration  $CONF
   log            $where
   database       $("$PG" conninfo "$ROOT")   (deploy/pg.sh psql)

@@ -46,8 +46,11 @@ void scp_stop(hub *h);
  */
 int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd);
 
-/* Removes temp files left in the cache by a crash. */
-void ingest_clean_tmp(const hub *h);
+/*
+ * Creates the cache's fan-out directories and removes temp files a crash
+ * left in them. Returns 0 or -1.
+ */
+int ingest_prepare_cache(const hub *h);
 
 /* ---- stgcmt.c: storage commitment SCP ---- */
 

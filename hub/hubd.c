@@ -92,7 +92,6 @@ int main(int argc, char **argv)
 	int check = 0, print = 0, o, rc = 1;
 	static hub h;
 	char err[512] = "";
-	char dir[1100];
 	sigset_t sigs;
 
 	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -137,12 +136,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	dh_dcm_global_init(dh_log_threshold);
-	snprintf(dir, sizeof(dir), "%s/tmp", h.cfg.cache_dir);
-	if (dh_durable_mkdirs(dir) < 0) {
-		DH_ERROR("cannot create cache directory %s: %m", dir);
+	if (ingest_prepare_cache(&h) < 0)
 		goto out;
-	}
-	ingest_clean_tmp(&h);
 	if (open_database(&h) < 0)
 		goto out;
 	if (dh_dcm_net_listen(&h.net, (int)h.cfg.port, (int)h.cfg.artim_timeout, err, sizeof(err)) !=

@@ -176,6 +176,20 @@ done:
 	return rc;
 }
 
+/*
+ * Moves the already fsync'ed temp file to its name in the same directory and
+ * makes the rename durable (the file's own fsync happened in hash_and_sync).
+ */
+static int commit_file(const char *tmp, const char *abs)
+{
+	char dir[1200];
+	const char *slash = strrchr(abs, '/');
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - abs) : 1, slash ? abs : ".");
+	if (rename(tmp, abs) < 0)
+		return -1;
+	return dh_durable_fsync_dir(dir);
+}
+
 /* ---- the index transaction --------------------------------------------- */
 
 typedef struct {
@@ -307,7 +321,7 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const char *source_ae
 				snprintf(d->old_file, sizeof(d->old_file), "%s", PQgetvalue(r, same, 2));
 				snprintf(size_s, sizeof(size_s), "%lld", size);
 				const char *up[6] = { PQgetvalue(r, same, 0), rel, size_s, md5, o->ts, source_ae };
-				if (dh_durable_rename(tmp, abs) < 0) {
+				if (commit_file(tmp, abs) < 0) {
 					t->failed = 1;
 					snprintf(t->err.msg, sizeof(t->err.msg), "cannot move object into cache: %s",
 						 strerror(errno));
@@ -408,7 +422,7 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const char *source_ae
 	if (t->failed)
 		goto rollback;
 	/* the object itself: into the cache, then into the index */
-	if (dh_durable_rename(tmp, abs) < 0) {
+	if (commit_file(tmp, abs) < 0) {
 		t->failed = 1;
 		snprintf(t->err.msg, sizeof(t->err.msg), "cannot move object into cache: %s", strerror(errno));
 		goto rollback;
@@ -425,7 +439,6 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const char *source_ae
 		     "VALUES ($1::bigint, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13, $14)",
 		  14, p);
 	}
-	x(t, "UPDATE study SET updated_at = now() WHERE pk = $1::bigint", 1, (const char *[]){ stpk });
 	d->status = coerced ? ST_COERCED : ST_SUCCESS;
 	if (coerced)
 		snprintf(d->comment, sizeof(d->comment), "stored; identifying values kept consistent by the hub");
@@ -448,7 +461,7 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 {
 	const int timeout = (int)h->cfg.dimse_timeout;
 	const char *cache = h->cfg.cache_dir;
-	char uuid[37], tmp[1024], rel[128], abs[1200], dir[1100], err[512] = "", md5[DH_MD5_HEX_LEN + 1];
+	char uuid[37], tmp[1024], rel[128], abs[1200], err[512] = "", md5[DH_MD5_HEX_LEN + 1];
 	decision d;
 	obj_attrs *o = NULL;
 	dh_dcm_ds *ds = NULL;
@@ -473,7 +486,9 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 			 (unsigned long long)(free_bytes >> 20), cache, h->cfg.min_free_mb);
 		goto respond;
 	}
-	snprintf(tmp, sizeof(tmp), "%s/tmp/%s.part", cache, uuid);
+	/* the temp file lives in its final directory: the rename stays in one
+	 * directory, and ext4 does not pile every new inode into one group */
+	snprintf(tmp, sizeof(tmp), "%s/%.2s/%s.part", cache, uuid, uuid);
 	int r = dh_dcm_receive_store_file(a, cmd, tmp, timeout, err, sizeof(err));
 	if (r == DH_DCM_NOSPACE) {
 		d.status = ST_OUT_OF_RESOURCES;
@@ -515,16 +530,8 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		DH_ERROR("refusing %s: storage.min_free_mb reached in %s", cmd->sop_instance, cache);
 		goto respond;
 	}
-	snprintf(dir, sizeof(dir), "%s/%.2s/%.2s", cache, uuid, uuid + 2);
-	snprintf(rel, sizeof(rel), "%.2s/%.2s/%s.dcm", uuid, uuid + 2, uuid);
+	snprintf(rel, sizeof(rel), "%.2s/%s.dcm", uuid, uuid);
 	snprintf(abs, sizeof(abs), "%s/%s", cache, rel);
-	if (dh_durable_mkdirs(dir) < 0) {
-		int e = errno;
-		d.status = (e == ENOSPC || e == EDQUOT) ? ST_OUT_OF_RESOURCES : ST_PROCESSING_FAILURE;
-		snprintf(d.comment, sizeof(d.comment), "cannot create cache directory: %s", strerror(e));
-		DH_ERROR("%s: %s", dir, d.comment);
-		goto respond;
-	}
 
 	for (int attempt = 0; attempt < 3; attempt++) {
 		tx t;
@@ -570,15 +577,14 @@ done:
 	return rc;
 }
 
-void ingest_clean_tmp(const hub *h)
+/* Removes the *.part files of one directory; returns how many. */
+static int clean_dir(const char *dir)
 {
-	char dir[1100];
-	snprintf(dir, sizeof(dir), "%s/tmp", h->cfg.cache_dir);
 	DIR *dp = opendir(dir);
-	if (!dp)
-		return;
-	struct dirent *e;
 	int n = 0;
+	if (!dp)
+		return 0;
+	struct dirent *e;
 	while ((e = readdir(dp))) {
 		size_t len = strlen(e->d_name);
 		if (len > 5 && strcmp(e->d_name + len - 5, ".part") == 0) {
@@ -589,6 +595,23 @@ void ingest_clean_tmp(const hub *h)
 		}
 	}
 	closedir(dp);
+	return n;
+}
+
+int ingest_prepare_cache(const hub *h)
+{
+	char dir[1100];
+	int n = 0;
+	/* 256 fan-out directories named by the first two hex digits of the file's UUID */
+	for (int i = 0; i < 256; i++) {
+		snprintf(dir, sizeof(dir), "%s/%02x", h->cfg.cache_dir, i);
+		if (dh_durable_mkdirs(dir) < 0) {
+			DH_ERROR("cannot create cache directory %s: %s", dir, strerror(errno));
+			return -1;
+		}
+		n += clean_dir(dir);
+	}
 	if (n)
-		DH_INFO("removed %d unfinished object(s) left in %s by an earlier run", n, dir);
+		DH_INFO("removed %d unfinished object(s) left in %s by an earlier run", n, h->cfg.cache_dir);
+	return 0;
 }

@@ -119,10 +119,10 @@ __dh_hub_log_tail() {
 	echo "---" >&2
 }
 
-# If ctest kills a test on timeout (SIGKILL), its EXIT trap never runs; hubd dies
-# with the process tree, but the postmaster, a daemon, would live on. This
-# watchdog outlives the test (setsid -f detaches it from the tree, and it holds
-# none of ctest's pipes) and stops what is left once the test shell is gone.
+# If ctest kills a test on timeout (SIGKILL), its EXIT trap never runs, and
+# hubd and the postmaster, both detached from the test's process tree, would
+# live on. This watchdog outlives the test too (setsid -f; it holds none of
+# ctest's pipes) and stops what is left once the test shell is gone.
 __dh_watchdog() {
 	# shellcheck disable=SC2016 # expanded by the watchdog's own bash
 	setsid -f bash -c '
@@ -455,6 +455,12 @@ dh_hub_config() {
 
 # dh_hub_start: starts hubd on $T/hub.conf, log appended to $T/hubd.log, and
 # waits (30 s at most) until it answers C-ECHO. Exports HUB_PID.
+#
+# hubd is not a child of the test shell: a plain `wait` in a test (for its
+# own background peers) would otherwise wait for hubd forever. A detached
+# wrapper runs it, writes its PID to $T/hubd.pid and, when it ends, its exit
+# status to $T/hubd.status (set -m: job control, so that hubd does not start
+# with SIGINT ignored, as background jobs of scripts otherwise do).
 dh_hub_start() {
 	__dh_need_setup
 	local hubd=$DH_BUILD/hub/hubd
@@ -464,20 +470,30 @@ dh_hub_start() {
 	if [ -n "$HUB_PID" ] && __dh_alive "$HUB_PID"; then
 		dh_fail "dh_hub_start: hubd is already running (pid $HUB_PID)"
 	fi
+	rm -f "$T/hubd.pid" "$T/hubd.status"
 	echo "=== dh_hub_start $(date '+%F %T')" >>"$T/hubd.log"
-	"$hubd" -c "$T/hub.conf" >>"$T/hubd.log" 2>&1 </dev/null &
-	HUB_PID=$!
+	# shellcheck disable=SC2016 # expanded by the wrapper's own bash
+	setsid -f bash -c 'set -m
+		"$1" -c "$2" >>"$3" 2>&1 </dev/null &
+		pid=$!
+		echo "$pid" >"$4.tmp" && mv "$4.tmp" "$4"
+		st=0
+		wait "$pid" || st=$?
+		echo "$st" >"$5.tmp" && mv "$5.tmp" "$5"' dh-hubd \
+		"$hubd" "$T/hub.conf" "$T/hubd.log" "$T/hubd.pid" "$T/hubd.status" </dev/null >/dev/null 2>&1
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[ -s "$T/hubd.pid" ] && break
+		sleep 0.1
+	done
+	HUB_PID=$(cat "$T/hubd.pid" 2>/dev/null) || dh_fail "hubd's launcher did not report a PID"
 	export HUB_PID
-	echo "$HUB_PID" >"$T/hubd.pid"
-	local deadline=$((SECONDS + 30)) st
+	local deadline=$((SECONDS + 30))
 	while :; do
-		if ! __dh_alive "$HUB_PID"; then
-			st=0
-			wait "$HUB_PID" || st=$?
+		if [ -f "$T/hubd.status" ]; then
 			HUB_PID=
-			rm -f "$T/hubd.pid"
 			__dh_hub_log_tail
-			dh_fail "hubd exited with status $st while starting"
+			dh_fail "hubd exited with status $(cat "$T/hubd.status") while starting"
 		fi
 		if timeout 15 echoscu -to 2 -ta 5 -td 5 -aet ECHOSCU -aec "${HUB_AET:-DCMHUB}" \
 			127.0.0.1 "$HUB_PORT" >/dev/null 2>&1; then
@@ -491,26 +507,32 @@ dh_hub_start() {
 	done
 }
 
+# Waits up to $1 tenths of a second for hubd's exit status; true when it came.
+__dh_hub_wait_status() {
+	local i
+	for ((i = 0; i < $1; i++)); do
+		[ -f "$T/hubd.status" ] && return 0
+		sleep 0.1
+	done
+	[ -f "$T/hubd.status" ]
+}
+
 # Stops hubd (TERM; KILL after 10 s) and sets DH_HUB_STATUS to its exit status,
 # "killed" when it needed SIGKILL, or "" when it was not running. Never fails.
 __dh_hub_terminate() {
 	DH_HUB_STATUS=
-	local pid=$HUB_PID i st=0
+	local pid=$HUB_PID
 	[ -n "$pid" ] || return 0
 	kill -TERM "$pid" 2>/dev/null || true
-	for ((i = 0; i < 100; i++)); do
-		__dh_alive "$pid" || break
-		sleep 0.1
-	done
-	if __dh_alive "$pid"; then
+	if ! __dh_hub_wait_status 100; then
 		echo "dh: hubd (pid $pid) still running 10 s after SIGTERM: SIGKILL" >&2
 		kill -KILL "$pid" 2>/dev/null || true
+		__dh_hub_wait_status 50 || true
 		DH_HUB_STATUS=killed
 	fi
-	wait "$pid" 2>/dev/null || st=$?
-	[ -n "$DH_HUB_STATUS" ] || DH_HUB_STATUS=$st
+	[ -n "$DH_HUB_STATUS" ] || DH_HUB_STATUS=$(cat "$T/hubd.status")
 	HUB_PID=
-	rm -f "$T/hubd.pid"
+	rm -f "$T/hubd.pid" "$T/hubd.status"
 }
 
 # dh_hub_stop: SIGTERM, wait; fails the test unless hubd exits 0 within 10 s
@@ -527,12 +549,12 @@ dh_hub_stop() {
 	esac
 }
 
-# dh_hub_kill9: kills hubd without warning (crash tests).
+# dh_hub_kill9: kills hubd without warning (crash tests); returns once it is gone.
 dh_hub_kill9() {
 	local pid=$HUB_PID
 	[ -n "$pid" ] || return 0
 	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+	__dh_hub_wait_status 100 || dh_fail "hubd (pid $pid) survived SIGKILL for 10 s"
 	HUB_PID=
-	rm -f "$T/hubd.pid"
+	rm -f "$T/hubd.pid" "$T/hubd.status"
 }

@@ -32,7 +32,7 @@ out=$("$RAW" --instance 1.2.3.4.5.6.7 127.0.0.1 "$HUB_PORT" "$T/mismatch.dcm")
 dh_assert_contains "$out" "status=a900" "SOP instance mismatch"
 
 dh_assert_eq 2 "$(dh_psql "SELECT count(*) FROM instance")" "only the two good objects are indexed"
-dh_assert_eq 0 "$(find "$T/cache/tmp" -type f | wc -l)" "no temp files left"
+dh_assert_eq 0 "$(find "$T/cache" -name "*.part" | wc -l)" "no temp files left"
 kill -0 "$HUB_PID" || dh_fail "hubd died"
 echoscu -aet ECHOSCU -aec DCMHUB 127.0.0.1 "$HUB_PORT" || dh_fail "hub answers after bad input"
 dh_pass
