@@ -239,7 +239,7 @@ if [ -n "$pid" ]; then
 	exit 0
 fi
 if command -v ss >/dev/null 2>&1 && [ -n "$(ss -Hltn "sport = :$port")" ]; then
-	die "TCP port $port is already in use (ss -ltnp shows by whom); set HUB_PORT, or change port in $CONF"
+	die "TCP port $port is already in use (ss -ltnp shows by whom): change port in $CONF (HUB_PORT applies only when that file is written)"
 fi
 
 if [ "$foreground" = 1 ]; then

@@ -12,6 +12,8 @@ H="$DH_BUILD/hub/hubd"; C="$DH_BUILD/hub/hubctl"
 "$H" --print-config >"$T/default.conf"
 "$H" -c "$T/default.conf" --check-config || dh_fail "printed configuration does not load"
 grep -q "^port = 11112" "$T/default.conf" || dh_fail "default port is not 11112"
+# the commented example in deploy/ is the generated one, so it cannot drift
+diff -u "$DH_SRC/deploy/hubd.conf.example" "$T/default.conf" || dh_fail "deploy/hubd.conf.example is stale: regenerate with hubd --print-config"
 printf '[hub]\nport = 70000\n' >"$T/bad.conf"
 if "$H" -c "$T/bad.conf" --check-config 2>"$T/err"; then dh_fail "port 70000 accepted"; fi
 dh_assert_contains "$(cat "$T/err")" "port" "error names the option"

@@ -3,6 +3,7 @@
 # template, SQL through dh_psql (with values as psql variables), data kept
 # across dh_pg_restart, free ports, the assertions, the sample folder.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh disable=SC1091
 . "$(dirname "$0")/lib.sh"
 dh_setup harness
 dh_pg_start
