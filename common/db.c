@@ -11,6 +11,7 @@
 #include "db.h"
 #include "log.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,20 @@ void dh_db_close(dh_db *db)
 	free(db);
 }
 
+/*
+ * PQstatus stays CONNECTION_OK for an idle connection whose server went
+ * away; an idle connection has nothing to read, so anything readable (EOF,
+ * a "terminating connection" error) means it is gone.
+ */
+static int conn_alive(PGconn *c)
+{
+	if (PQstatus(c) != CONNECTION_OK)
+		return 0;
+	struct pollfd p = { PQsocket(c), POLLIN, 0 };
+	/* we use no LISTEN: whatever an idle connection can read is its end */
+	return p.fd >= 0 && poll(&p, 1, 0) == 0;
+}
+
 /* Server notices ("relation already exists, skipping") belong in the debug log, not on stderr. */
 static void notice_to_log(void *arg, const char *message)
 {
@@ -110,7 +125,7 @@ PGconn *dh_db_get(dh_db *db, dh_db_err *err)
 	pthread_mutex_unlock(&db->lock);
 
 	/* connect outside the lock: it can take a while */
-	if (c && PQstatus(c) != CONNECTION_OK) {
+	if (c && !conn_alive(c)) {
 		PQfinish(c);
 		c = NULL;
 	}
@@ -203,12 +218,20 @@ int dh_db_retryable(const dh_db_err *err)
 int dh_db_schema_version(PGconn *conn, int *out, dh_db_err *err)
 {
 	int rc = -1;
-	PGresult *res = dh_db_query(conn,
-		"SELECT CASE WHEN to_regclass('schema_version') IS NULL THEN 0 "
-		"ELSE (SELECT coalesce(max(version), 0) FROM schema_version) END", 0, NULL, err);
+	/* two steps: the server resolves a subquery's table even in a CASE branch not taken */
+	PGresult *res = dh_db_query(conn, "SELECT to_regclass('schema_version') IS NOT NULL", 0, NULL, err);
 	if (!res)
 		goto done;
-	*out = atoi(PQgetvalue(res, 0, 0));
+	int exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	res = NULL;
+	*out = 0;
+	if (exists) {
+		res = dh_db_query(conn, "SELECT coalesce(max(version), 0) FROM schema_version", 0, NULL, err);
+		if (!res)
+			goto done;
+		*out = atoi(PQgetvalue(res, 0, 0));
+	}
 	rc = 0;
 done:
 	PQclear(res);

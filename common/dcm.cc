@@ -45,6 +45,7 @@ struct dh_dcm_assoc {
 	T_ASC_Association *assoc;
 	T_ASC_Network *own_net;    /* requestor side: the network we created */
 	T_DIMSE_Message last;      /* last command received (for C-STORE file meta) */
+	T_ASC_PresentationContextID last_pcid; /* its context: where a C-CANCEL for it arrives */
 	std::vector<T_ASC_PresentationContext> proposed;
 	SOPClassExtendedNegotiationSubItemList *accepted_ext;
 	char calling[17], called[17], peer[64];
@@ -431,6 +432,7 @@ extern "C" int dh_dcm_receive_command(dh_dcm_assoc *a, int timeout_s, dh_dcm_cmd
 	if (c.bad())
 		return map_receive_cond(c, err, errlen);
 	cmd->pc_id = pcid;
+	a->last_pcid = pcid;
 	const T_DIMSE_Message &m = a->last;
 	switch (m.CommandField) {
 	case DIMSE_C_ECHO_RQ:
@@ -831,6 +833,11 @@ static OFCondition send_raw_store(dh_dcm_assoc *a, int pc_id, const T_DIMSE_C_St
 	cmd.putAndInsertUint16(DCM_Priority, 0);
 	cmd.putAndInsertUint16(DCM_CommandDataSetType, 0x0000);
 	cmd.putAndInsertString(DCM_AffectedSOPInstanceUID, rq->AffectedSOPInstanceUID);
+	if (rq->opts & O_STORE_MOVEORIGINATORAETITLE) {
+		cmd.putAndInsertString(DCM_MoveOriginatorApplicationEntityTitle,
+				       rq->MoveOriginatorApplicationEntityTitle);
+		cmd.putAndInsertUint16(DCM_MoveOriginatorMessageID, rq->MoveOriginatorID);
+	}
 	/* group length first; computed by the writer */
 	cmd.computeGroupLengthAndPadding(EGL_recalcGL, EPD_noChange, EXS_LittleEndianImplicit);
 	Uint32 len = cmd.calcElementLength(EXS_LittleEndianImplicit, EET_ExplicitLength);
@@ -854,6 +861,15 @@ extern "C" int dh_dcm_store_file(dh_dcm_assoc *a, int pc_id, const char *path, i
 				 const char *sop_class, const char *sop_instance, int timeout_s,
 				 unsigned int *status, char *err, size_t errlen)
 {
+	return dh_dcm_store_file_ex(a, pc_id, path, raw, sop_class, sop_instance, NULL, 0, timeout_s, status,
+				    err, errlen);
+}
+
+extern "C" int dh_dcm_store_file_ex(dh_dcm_assoc *a, int pc_id, const char *path, int raw,
+				    const char *sop_class, const char *sop_instance,
+				    const char *move_orig_ae, unsigned int move_orig_msg_id, int timeout_s,
+				    unsigned int *status, char *err, size_t errlen)
+{
 	T_DIMSE_Message rq;
 	memset(&rq, 0, sizeof(rq));
 	rq.CommandField = DIMSE_C_STORE_RQ;
@@ -862,6 +878,11 @@ extern "C" int dh_dcm_store_file(dh_dcm_assoc *a, int pc_id, const char *path, i
 	copy_str(rq.msg.CStoreRQ.AffectedSOPInstanceUID, sizeof(DIC_UI), sop_instance);
 	rq.msg.CStoreRQ.Priority = DIMSE_PRIORITY_MEDIUM;
 	rq.msg.CStoreRQ.DataSetType = DIMSE_DATASET_PRESENT;
+	if (move_orig_ae && *move_orig_ae) {
+		copy_str(rq.msg.CStoreRQ.MoveOriginatorApplicationEntityTitle, sizeof(DIC_AE), move_orig_ae);
+		rq.msg.CStoreRQ.MoveOriginatorID = (DIC_US)move_orig_msg_id;
+		rq.msg.CStoreRQ.opts = O_STORE_MOVEORIGINATORAETITLE | O_STORE_MOVEORIGINATORID;
+	}
 	OFCondition c;
 	if (raw) {
 		c = send_raw_store(a, pc_id, &rq.msg.CStoreRQ, path);
@@ -883,6 +904,66 @@ extern "C" int dh_dcm_store_file(dh_dcm_assoc *a, int pc_id, const char *path, i
 		return DH_DCM_ERROR;
 	}
 	return await_response(a, timeout_s, status, NULL, err, errlen);
+}
+
+extern "C" int dh_dcm_check_cancel(dh_dcm_assoc *a, unsigned int msg_id)
+{
+	OFCondition c = DIMSE_checkForCancelRQ(a->assoc, a->last_pcid, (DIC_US)msg_id);
+	if (c.good())
+		return 1;
+	if (c == DIMSE_NODATAAVAILABLE)
+		return 0;
+	if (c == DUL_PEERABORTEDASSOCIATION || c == DUL_NETWORKCLOSED)
+		return DH_DCM_ABORTED;
+	return DH_DCM_ERROR;
+}
+
+struct move_cb_ctx {
+	dh_dcm_move_progress cb;
+	void *user;
+};
+
+static void move_callback(void *data, T_DIMSE_C_MoveRQ *, int, T_DIMSE_C_MoveRSP *rsp)
+{
+	move_cb_ctx *ctx = (move_cb_ctx *)data;
+	if (!ctx->cb)
+		return;
+	int counts[4] = { rsp->NumberOfRemainingSubOperations, rsp->NumberOfCompletedSubOperations,
+			  rsp->NumberOfFailedSubOperations, rsp->NumberOfWarningSubOperations };
+	ctx->cb(ctx->user, rsp->DimseStatus, counts);
+}
+
+extern "C" int dh_dcm_move(dh_dcm_assoc *a, int pc_id, const char *sop_class, const char *dest,
+			   const dh_dcm_ds *ident, int timeout_s, dh_dcm_move_progress progress, void *user,
+			   unsigned int *status, int counts[4], char *err, size_t errlen)
+{
+	T_DIMSE_C_MoveRQ rq;
+	T_DIMSE_C_MoveRSP rsp;
+	memset(&rq, 0, sizeof(rq));
+	memset(&rsp, 0, sizeof(rsp));
+	rq.MessageID = a->assoc->nextMsgID++;
+	copy_str(rq.AffectedSOPClassUID, sizeof(DIC_UI), sop_class);
+	copy_str(rq.MoveDestination, sizeof(DIC_AE), dest);
+	rq.Priority = DIMSE_PRIORITY_MEDIUM;
+	rq.DataSetType = DIMSE_DATASET_PRESENT;
+	move_cb_ctx ctx = { progress, user };
+	DcmDataset *detail = NULL, *rsp_ids = NULL;
+	OFCondition c = DIMSE_moveUser(a->assoc, (T_ASC_PresentationContextID)pc_id, &rq,
+				       const_cast<dh_dcm_ds *>(ident)->ff.getDataset(), move_callback, &ctx,
+				       DIMSE_NONBLOCKING, timeout_s, NULL, NULL, NULL, &rsp, &detail, &rsp_ids,
+				       OFFalse);
+	delete detail;
+	delete rsp_ids;
+	if (c.bad()) {
+		set_err(err, errlen, "C-MOVE failed", c);
+		return DH_DCM_ERROR;
+	}
+	*status = rsp.DimseStatus;
+	counts[0] = rsp.NumberOfRemainingSubOperations;
+	counts[1] = rsp.NumberOfCompletedSubOperations;
+	counts[2] = rsp.NumberOfFailedSubOperations;
+	counts[3] = rsp.NumberOfWarningSubOperations;
+	return DH_DCM_OK;
 }
 
 /* ---- data sets --------------------------------------------------------- */
@@ -925,15 +1006,24 @@ static int copy_out(const OFString &v, char *buf, size_t len)
 	return DH_DCM_OK;
 }
 
-extern "C" int dh_dcm_ds_load(const char *path, dh_dcm_ds **out, char *err, size_t errlen)
+/* Loads path in read mode; values over 4 KiB stay on disk until needed. */
+static dh_dcm_ds *load(const char *path, E_FileReadMode mode, const char *what, char *err, size_t errlen)
 {
 	dh_dcm_ds *d = new dh_dcm_ds();
-	OFCondition c = d->ff.loadFile(path, EXS_Unknown, EGL_noChange, 4096, ERM_autoDetect);
+	OFCondition c = d->ff.loadFile(path, EXS_Unknown, EGL_noChange, 4096, mode);
 	if (c.bad()) {
-		set_err(err, errlen, "cannot parse data set", c);
+		set_err(err, errlen, what, c);
 		delete d;
-		return DH_DCM_ERROR;
+		return NULL;
 	}
+	return d;
+}
+
+extern "C" int dh_dcm_ds_load(const char *path, dh_dcm_ds **out, char *err, size_t errlen)
+{
+	dh_dcm_ds *d = load(path, ERM_autoDetect, "cannot parse data set", err, errlen);
+	if (!d)
+		return DH_DCM_ERROR;
 	DcmDataset *ds = d->ff.getDataset();
 	if (ds->card() == 0) {
 		set_err_text(err, errlen, "empty data set");
@@ -951,13 +1041,9 @@ extern "C" int dh_dcm_ds_load(const char *path, dh_dcm_ds **out, char *err, size
 
 extern "C" int dh_dcm_ds_load_meta(const char *path, dh_dcm_ds **out, char *err, size_t errlen)
 {
-	dh_dcm_ds *d = new dh_dcm_ds();
-	OFCondition c = d->ff.loadFile(path, EXS_Unknown, EGL_noChange, 4096, ERM_metaOnly);
-	if (c.bad()) {
-		set_err(err, errlen, "cannot read file meta information", c);
-		delete d;
+	dh_dcm_ds *d = load(path, ERM_metaOnly, "cannot read file meta information", err, errlen);
+	if (!d)
 		return DH_DCM_ERROR;
-	}
 	*out = d;
 	return DH_DCM_OK;
 }
@@ -981,8 +1067,10 @@ static int get_from(DcmItem *item, uint32_t tag, char *buf, size_t len)
 		return DH_DCM_ABSENT;
 	OFString v;
 	if (e->getLength() == 0) {
+		if (len == 0)
+			return DH_DCM_ERROR;
 		buf[0] = '\0';
-		return len > 0 ? DH_DCM_OK : DH_DCM_ERROR;
+		return DH_DCM_OK;
 	}
 	if (e->getOFStringArray(v, OFTrue).bad())
 		return DH_DCM_ERROR;
@@ -1020,8 +1108,10 @@ extern "C" int dh_dcm_ds_get_path(const dh_dcm_ds *ds, const char *path, char *b
 	DcmElement *e = OFstatic_cast(DcmElement *, o);
 	OFString v;
 	if (e->getLength() == 0) {
+		if (len == 0)
+			return DH_DCM_ERROR;
 		buf[0] = '\0';
-		return len > 0 ? DH_DCM_OK : DH_DCM_ERROR;
+		return DH_DCM_OK;
 	}
 	if (e->getOFStringArray(v, OFTrue).bad())
 		return DH_DCM_ERROR;

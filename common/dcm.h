@@ -238,6 +238,35 @@ int dh_dcm_store_file(dh_dcm_assoc *a, int pc_id, const char *path, int raw,
 		      const char *sop_class, const char *sop_instance, int timeout_s,
 		      unsigned int *status, char *err, size_t errlen);
 
+/*
+ * Same as dh_dcm_store_file, as a C-MOVE sub-operation: move_orig_ae
+ * (NULL: none) and move_orig_msg_id go into the C-STORE request.
+ */
+int dh_dcm_store_file_ex(dh_dcm_assoc *a, int pc_id, const char *path, int raw,
+			 const char *sop_class, const char *sop_instance,
+			 const char *move_orig_ae, unsigned int move_orig_msg_id, int timeout_s,
+			 unsigned int *status, char *err, size_t errlen);
+
+/*
+ * Non-blocking look for a C-CANCEL-RQ for msg_id (on the context of the
+ * last command received, where it must arrive). Returns 1 when one
+ * arrived, 0 when none is waiting, DH_DCM_ABORTED/DH_DCM_ERROR when the
+ * association broke.
+ */
+int dh_dcm_check_cancel(dh_dcm_assoc *a, unsigned int msg_id);
+
+/* Called for each pending C-MOVE response (counts: remaining, completed, failed, warning). */
+typedef void (*dh_dcm_move_progress)(void *user, unsigned int status, const int counts[4]);
+
+/*
+ * C-MOVE as SCU on context pc_id (sop_class: the Q/R MOVE model) with
+ * identifier ident to destination dest. progress (may be NULL) sees every
+ * pending response; *status and counts get the final response's.
+ */
+int dh_dcm_move(dh_dcm_assoc *a, int pc_id, const char *sop_class, const char *dest,
+		const dh_dcm_ds *ident, int timeout_s, dh_dcm_move_progress progress, void *user,
+		unsigned int *status, int counts[4], char *err, size_t errlen);
+
 /* ---- data sets --------------------------------------------------------- */
 
 /*

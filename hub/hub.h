@@ -17,12 +17,14 @@
 #include <stdatomic.h>
 
 typedef struct stgcmt stgcmt;
+typedef struct archiver archiver;
 
 typedef struct hub {
 	hub_config cfg;
 	dh_db *db;
 	dh_dcm_net *net;
 	stgcmt *stgcmt;
+	archiver *archiver;       /* hub/archive.c; NULL when archiving is off */
 	volatile sig_atomic_t stop;
 	atomic_int active;        /* associations being served */
 	atomic_ulong next_assoc;  /* association ids for log context */

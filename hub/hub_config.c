@@ -56,6 +56,22 @@ static const dh_cfg_option hub_options[] = {
 	{ "storage", "accept_unlisted_sop_classes", DH_CFG_BOOL, "true",
 	  O(accept_unlisted_sop_classes), 0, 0, NULL,
 	  "also accept standard storage SOP classes newer than the conformance statement's table", 1 },
+	{ "qr", "pending_interval", DH_CFG_INT, "1", O(pending_interval), 0, 3600, NULL,
+	  "seconds between pending C-MOVE responses (0: after every sub-operation)", 1 },
+	{ "qr", "restrict_to_source", DH_CFG_BOOL, "false", O(restrict_to_source), 0, 0, NULL,
+	  "C-MOVE returns only objects to the AE that sent them to the hub (§5.2)", 1 },
+	{ "qr", "move_timeout", DH_CFG_INT, "10", O(move_timeout), 1, 3600, NULL,
+	  "seconds to wait for a move destination to accept the association", 1 },
+	{ "archive", "enabled", DH_CFG_BOOL, "true", O(archive_enabled), 0, 0, NULL,
+	  "pack series from the online cache into TAR files on the [volume.*] volumes", 1 },
+	{ "archive", "stable_seconds", DH_CFG_INT, "300", O(archive_stable_seconds), 0, 86400 * 30, NULL,
+	  "a series is archived once its study received nothing for this many seconds", 1 },
+	{ "archive", "scan_interval", DH_CFG_INT, "10", O(archive_scan_interval), 1, 86400, NULL,
+	  "seconds between looks for series to archive and cache to evict", 1 },
+	{ "archive", "cache_high_mb", DH_CFG_INT, "0", O(cache_high_mb), 0, 1L << 40, NULL,
+	  "evict archived objects from the cache when it holds more than this many MiB (0: never)", 1 },
+	{ "archive", "cache_low_mb", DH_CFG_INT, "0", O(cache_low_mb), 0, 1L << 40, NULL,
+	  "eviction stops when the cache is down to this many MiB", 1 },
 	{ "stgcmt", "retry_interval", DH_CFG_INT, "10", O(retry_interval), 1, 86400, NULL,
 	  "seconds between attempts to deliver a storage commitment result", 1 },
 	{ "stgcmt", "max_attempts", DH_CFG_INT, "30", O(max_attempts), 1, 100000, NULL,
@@ -68,13 +84,49 @@ static const dh_cfg_option remote_options[] = {
 	{ NULL, "host", DH_CFG_STRING, "127.0.0.1", R(host), 0, 0, NULL,
 	  "host name or address of the remote AE", 0 },
 	{ NULL, "port", DH_CFG_INT, "104", R(port), 1, 65535, NULL, "its DICOM port", 0 },
+	{ NULL, "uncompressed", DH_CFG_BOOL, "false", R(uncompressed), 0, 0, NULL,
+	  "as a C-MOVE destination, always receive native (uncompressed) pixel data", 0 },
 	DH_CFG_END
 };
+
+#define V(f) offsetof(hub_volume, f)
+static const dh_cfg_option volume_options[] = {
+	{ NULL, "path", DH_CFG_STRING, "", V(path), 0, 0, NULL, "directory of the nearline volume", 0 },
+	{ NULL, "capacity_mb", DH_CFG_INT, "0", V(capacity_mb), 0, 1L << 40, NULL,
+	  "MiB the volume may hold; when full the next volume is used (0: no limit)", 0 },
+	DH_CFG_END
+};
+
+static int volume_section(hub_config *cfg, const char *section, const char *key, const char *value,
+			  char *err, size_t errlen)
+{
+	const char *name = section + 7;
+	hub_volume *v = NULL;
+	for (int i = 0; i < cfg->n_volumes; i++)
+		if (strcmp(cfg->volumes[i].name, name) == 0)
+			v = &cfg->volumes[i];
+	if (!v) {
+		hub_volume *n = realloc(cfg->volumes, sizeof(*n) * (size_t)(cfg->n_volumes + 1));
+		if (!n)
+			return -1;
+		cfg->volumes = n;
+		v = &cfg->volumes[cfg->n_volumes++];
+		memset(v, 0, sizeof(*v));
+		if (dh_cfg_defaults(volume_options, v) < 0 || !(v->name = strdup(name)))
+			return -1;
+	}
+	int rc = dh_cfg_set(volume_options, v, NULL, key, value, err, errlen);
+	if (rc == 1)
+		snprintf(err, errlen, "[%s]: unknown key '%s'", section, key);
+	return rc == 0 ? 0 : -1;
+}
 
 static int remote_section(void *user, const char *section, const char *key, const char *value,
 			  char *err, size_t errlen)
 {
 	hub_config *cfg = user;
+	if (strncmp(section, "volume.", 7) == 0 && section[7])
+		return volume_section(cfg, section, key, value, err, errlen);
 	if (strncmp(section, "remote.", 7) != 0 || !section[7]) {
 		snprintf(err, errlen, "unknown section [%s]", section);
 		return -1;
@@ -110,12 +162,45 @@ int hub_config_defaults(hub_config *cfg)
 	return dh_cfg_defaults(hub_options, cfg);
 }
 
+/* An AE title: 1..16 characters, no backslash or control characters, not all blanks. */
+static int ae_title_ok(const char *ae)
+{
+	size_t n = ae ? strlen(ae) : 0;
+	if (n == 0 || n > 16 || ae[0] == ' ' || ae[n - 1] == ' ')
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)ae[i] < 0x20 || ae[i] == '\\' || (unsigned char)ae[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
 int hub_config_load(hub_config *cfg, const char *path, char *err, size_t errlen)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	if (!path)
 		return dh_cfg_defaults(hub_options, cfg);
-	return dh_cfg_load(path, hub_options, cfg, remote_section, cfg, err, errlen);
+	if (dh_cfg_load(path, hub_options, cfg, remote_section, cfg, err, errlen) < 0)
+		return -1;
+	if (!ae_title_ok(cfg->ae_title)) {
+		snprintf(err, errlen, "%s: hub.ae_title '%s' is not an AE title (1-16 characters, no "
+			 "leading or trailing blanks, no backslash)", path, cfg->ae_title ? cfg->ae_title : "");
+		return -1;
+	}
+	for (int i = 0; i < cfg->n_remotes; i++) {
+		if (!ae_title_ok(cfg->remotes[i].ae_title)) {
+			snprintf(err, errlen, "%s: [remote.%s]: not an AE title", path, cfg->remotes[i].ae_title);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+const hub_volume *hub_config_volume(const hub_config *cfg, const char *name)
+{
+	for (int i = 0; i < cfg->n_volumes; i++)
+		if (strcmp(cfg->volumes[i].name, name) == 0)
+			return &cfg->volumes[i];
+	return NULL;
 }
 
 const hub_remote_ae *hub_config_remote(const hub_config *cfg, const char *ae_title)
@@ -124,6 +209,19 @@ const hub_remote_ae *hub_config_remote(const hub_config *cfg, const char *ae_tit
 		if (strcmp(cfg->remotes[i].ae_title, ae_title) == 0)
 			return &cfg->remotes[i];
 	return NULL;
+}
+
+static void write_volumes(FILE *out, const hub_config *cfg)
+{
+	fprintf(out, "\n# One section per nearline volume, used in the order given; a volume\n"
+		     "# whose capacity is reached is closed and the next one used.\n");
+	if (cfg && cfg->n_volumes) {
+		for (int i = 0; i < cfg->n_volumes; i++)
+			fprintf(out, "\n[volume.%s]\npath = %s\ncapacity_mb = %ld\n", cfg->volumes[i].name,
+				cfg->volumes[i].path, cfg->volumes[i].capacity_mb);
+	} else {
+		fprintf(out, "# [volume.NL1]\n# path = /srv/dcmhub/nearline1\n# capacity_mb = 0\n");
+	}
 }
 
 void hub_config_write(FILE *out, const hub_config *cfg)
@@ -136,17 +234,26 @@ void hub_config_write(FILE *out, const hub_config *cfg)
 		     "# carries the AE title.\n");
 	if (cfg && cfg->n_remotes) {
 		for (int i = 0; i < cfg->n_remotes; i++)
-			fprintf(out, "\n[remote.%s]\nhost = %s\nport = %ld\n", cfg->remotes[i].ae_title,
-				cfg->remotes[i].host, cfg->remotes[i].port);
+			fprintf(out, "\n[remote.%s]\nhost = %s\nport = %ld\nuncompressed = %s\n",
+				cfg->remotes[i].ae_title, cfg->remotes[i].host, cfg->remotes[i].port,
+				cfg->remotes[i].uncompressed ? "true" : "false");
 	} else {
-		fprintf(out, "# [remote.MODALITY1]\n# host = 127.0.0.1\n# port = 104\n");
+		fprintf(out, "# [remote.MODALITY1]\n# host = 127.0.0.1\n# port = 104\n# uncompressed = false\n");
 	}
+	write_volumes(out, cfg);
 }
 
 void hub_config_free(hub_config *cfg)
 {
 	if (!cfg)
 		return;
+	for (int i = 0; i < cfg->n_volumes; i++) {
+		dh_cfg_free(volume_options, &cfg->volumes[i]);
+		free(cfg->volumes[i].name);
+	}
+	free(cfg->volumes);
+	cfg->volumes = NULL;
+	cfg->n_volumes = 0;
 	for (int i = 0; i < cfg->n_remotes; i++) {
 		dh_cfg_free(remote_options, &cfg->remotes[i]);
 		free(cfg->remotes[i].ae_title);

@@ -20,7 +20,15 @@ typedef struct {
 	char *ae_title; /* from the section name */
 	char *host;
 	long port;
+	int uncompressed; /* C-MOVE: always send native (uncompressed) pixel data */
 } hub_remote_ae;
+
+/* A nearline volume from a [volume.NAME] section. */
+typedef struct {
+	char *name; /* from the section name */
+	char *path;
+	long capacity_mb;
+} hub_volume;
 
 typedef struct {
 	/* [hub] */
@@ -44,12 +52,25 @@ typedef struct {
 	long min_free_mb;
 	int duplicate_policy; /* HUB_DUP_* */
 	int accept_unlisted_sop_classes;
+	/* [qr] */
+	long pending_interval;
+	int restrict_to_source;
+	long move_timeout;
 	/* [stgcmt] */
 	long retry_interval;
 	long max_attempts;
+	/* [archive] */
+	int archive_enabled;
+	long archive_stable_seconds;
+	long archive_scan_interval;
+	long cache_high_mb;
+	long cache_low_mb;
 	/* [remote.*] */
 	hub_remote_ae *remotes;
 	int n_remotes;
+	/* [volume.*] */
+	hub_volume *volumes;
+	int n_volumes;
 } hub_config;
 
 /* Defaults only (no file). Returns 0 or -1. */
@@ -57,6 +78,9 @@ int hub_config_defaults(hub_config *cfg);
 
 /* Defaults, then path (NULL: defaults only). Returns 0, or -1 with a message in err. */
 int hub_config_load(hub_config *cfg, const char *path, char *err, size_t errlen);
+
+/* The volume with this name, or NULL. Borrowed from cfg. */
+const hub_volume *hub_config_volume(const hub_config *cfg, const char *name);
 
 /* The remote AE with this title, or NULL. Borrowed from cfg. */
 const hub_remote_ae *hub_config_remote(const hub_config *cfg, const char *ae_title);

@@ -6,6 +6,7 @@
  */
 #include "db.h"
 #include "hub_config.h"
+#include "hubctl_archive.h"
 #include "log.h"
 
 #include <getopt.h>
@@ -21,12 +22,20 @@ static void usage(FILE *out)
 		"  db migrate     apply missing schema migrations\n"
 		"  db version     print the schema version of the database and of this program\n"
 		"  config show    print the effective configuration\n"
+		"  volumes        nearline volumes: capacity, use, state\n"
+		"  volume online|offline NAME\n"
+		"                 mark a volume mounted / unmounted\n"
+		"  backlog        series waiting to be archived\n"
+		"  tars SERIES_UID\n"
+		"                 the TAR files of a series\n"
+		"  verify VOLUME  check every TAR of a volume against the index and its manifest\n"
 		"\n"
 		"Options:\n"
 		"  -c, --config FILE   hubd's configuration file (default: built-in defaults)\n"
+		"      --json          machine-readable output (volumes, backlog, tars, verify)\n"
 		"  -h, --help          this help\n"
 		"\n"
-		"Exit status: 0 success, 1 failure, 2 bad usage.\n");
+		"Exit status: 0 success, 1 failure (for verify: problems found), 2 bad usage.\n");
 }
 
 static int with_db(const hub_config *cfg, int migrate)
@@ -64,9 +73,11 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *path = NULL;
+	int json = 0;
 	hub_config cfg;
 	char err[512];
 	int o, rc = 2;
@@ -75,8 +86,19 @@ int main(int argc, char **argv)
 		switch (o) {
 		case 'c': path = optarg; break;
 		case 'h': usage(stdout); return 0;
+		case 'j': json = 1; break;
 		default: usage(stderr); return 2;
 		}
+	}
+	if (argc - optind >= 1 && hubctl_archive_is_command(argv[optind])) {
+		if (hub_config_load(&cfg, path, err, sizeof(err)) < 0) {
+			fprintf(stderr, "hubctl: %s\n", err);
+			return 1;
+		}
+		dh_log_init("hubctl", "stderr", "warn");
+		rc = hubctl_archive_main(&cfg, argc - optind, argv + optind, json);
+		hub_config_free(&cfg);
+		return rc;
 	}
 	if (argc - optind < 2) {
 		usage(stderr);

@@ -6,6 +6,7 @@
  * of a crash, the database schema, and only then the listener, so that a
  * hub that accepts associations can also store what they send.
  */
+#include "archive.h"
 #include "hub.h"
 
 #include "durable.h"
@@ -145,7 +146,7 @@ int main(int argc, char **argv)
 		DH_ERROR("port %ld: %s", h.cfg.port, err);
 		goto out;
 	}
-	if (stgcmt_start(&h) < 0 || scp_start(&h) < 0) {
+	if (stgcmt_start(&h) < 0 || archive_start(&h) < 0 || scp_start(&h) < 0) {
 		DH_ERROR("cannot start threads");
 		goto out;
 	}
@@ -163,6 +164,7 @@ int main(int argc, char **argv)
 		break;
 	}
 	scp_stop(&h);
+	archive_stop(&h);
 	stgcmt_stop(&h);
 	rc = 0;
 	DH_INFO("stopped");
@@ -170,6 +172,7 @@ out:
 	h.stop = 1;
 	if (rc != 0)
 		scp_stop(&h);
+	archive_stop(&h);
 	stgcmt_stop(&h);
 	dh_dcm_net_free(h.net);
 	dh_db_close(h.db);

@@ -37,6 +37,7 @@
 #include "durable.h"
 #include "hash.h"
 #include "log.h"
+#include "qr_index.h"
 #include "uid.h"
 
 #include <dirent.h>
@@ -74,6 +75,7 @@ typedef struct {
 	char hub_sop_uid[65];     /* identity in the index (may be newly assigned) */
 	char old_file[1024];      /* overwritten file to remove after commit */
 	int stored;               /* the new file was renamed into the cache */
+	int unknown;              /* COMMIT failed: the outcome is not known */
 } decision;
 
 static void get_attr(const dh_dcm_ds *ds, uint32_t tag, char *buf, size_t len)
@@ -124,11 +126,11 @@ static void read_attrs(const dh_dcm_ds *ds, obj_attrs *o)
 static int check_attrs(const obj_attrs *o, const dh_dcm_cmd *cmd, char *why, size_t len)
 {
 	if (strcmp(o->sop_class, cmd->sop_class) != 0) {
-		snprintf(why, len, "SOP Class UID '%.64s' differs from the request's", o->sop_class);
+		snprintf(why, len, "SOP Class UID differs from the request's");
 		return -1;
 	}
 	if (strcmp(o->sop_uid, cmd->sop_instance) != 0) {
-		snprintf(why, len, "SOP Instance UID '%.64s' differs from the request's", o->sop_uid);
+		snprintf(why, len, "SOP Instance UID differs from the request's");
 		return -1;
 	}
 	if (!dh_uid_valid(o->study_uid)) {
@@ -265,8 +267,9 @@ static void remap_uid(tx *t, const char *kind, const char *old_uid, const char *
  * rel/abs the final cache path. Fills d; returns 0 when the transaction
  * committed (or nothing needed committing), -1 on a database error (t->err).
  */
-static int index_object(hub *h, tx *t, const obj_attrs *o, const char *source_ae, const char *tmp,
-			const char *rel, const char *abs, long long size, const char *md5, decision *d)
+static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, const char *source_ae,
+			const char *tmp, const char *rel, const char *abs, long long size, const char *md5,
+			decision *d)
 {
 	char study_uid[DH_UID_MAX + 1], series_uid[DH_UID_MAX + 1], sop_uid[DH_UID_MAX + 1];
 	char study_acc[TXT] = "", ppk[32], stpk[32], sepk[32], size_s[32];
@@ -308,13 +311,13 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const char *source_ae
 			int identical = strcmp(PQgetvalue(r, same, 1), md5) == 0;
 			if (policy == HUB_DUP_REJECT) {
 				d->status = ST_PROCESSING_FAILURE;
-				snprintf(d->comment, sizeof(d->comment),
-					 "duplicate SOP Instance UID in the same study rejected (%s content)",
+				/* Error Comment is LO: 64 characters at most */
+				snprintf(d->comment, sizeof(d->comment), "duplicate SOP UID in same study (%s content)",
 					 identical ? "identical" : "different");
 				DH_WARN("rejected duplicate %s in study %s (%s content)", o->sop_uid, study_uid,
 					identical ? "identical" : "different");
 			} else if (policy == HUB_DUP_ACCEPT || identical) {
-				d->status = ST_SUCCESS;
+				d->status = coerced ? ST_COERCED : ST_SUCCESS;
 				DH_INFO("duplicate %s in study %s accepted silently", o->sop_uid, study_uid);
 			} else {
 				/* overwrite: the index points to the new file; the old one goes after commit */
@@ -331,7 +334,7 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const char *source_ae
 				x(t, "UPDATE instance SET file_path = $2, file_size = $3::bigint, md5 = $4, "
 				     "transfer_syntax = $5, source_ae = $6, received_at = now() WHERE pk = $1::bigint",
 				  6, up);
-				d->status = ST_SUCCESS;
+				d->status = coerced ? ST_COERCED : ST_SUCCESS;
 				snprintf(d->hub_sop_uid, sizeof(d->hub_sop_uid), "%s", o->sop_uid);
 				DH_INFO("duplicate %s in study %s overwritten (MD5 differs)", o->sop_uid, study_uid);
 			}
@@ -433,11 +436,14 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const char *source_ae
 		const char *p[14] = { sepk, sop_uid, o->sop_uid, o->study_uid, o->accession, o->sop_class,
 				      o->instance_number, o->content_date, o->content_time, o->ts, rel,
 				      size_s, md5, source_ae };
-		x(t, "INSERT INTO instance (series_fk, sop_uid, received_sop_uid, received_study_uid, "
-		     "received_accession, sop_class_uid, instance_number, content_date, content_time, "
-		     "transfer_syntax, file_path, file_size, md5, source_ae) "
-		     "VALUES ($1::bigint, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13, $14)",
-		  14, p);
+		char ipk[32] = "";
+		q1(t, "INSERT INTO instance (series_fk, sop_uid, received_sop_uid, received_study_uid, "
+		      "received_accession, sop_class_uid, instance_number, content_date, content_time, "
+		      "transfer_syntax, file_path, file_size, md5, source_ae) "
+		      "VALUES ($1::bigint, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13, $14) "
+		      "RETURNING pk", 14, p, ipk, sizeof(ipk));
+		if (!t->failed && qr_index_instance(t->c, ds, ppk, stpk, sepk, ipk, &t->err) < 0)
+			t->failed = 1;
 	}
 	d->status = coerced ? ST_COERCED : ST_SUCCESS;
 	if (coerced)
@@ -447,11 +453,22 @@ commit:
 	x(t, "COMMIT", 0, NULL);
 	if (!t->failed)
 		return 0;
+	if (d->stored) {
+		/*
+		 * The connection may have died after the server committed: the
+		 * index may point at the file, so it stays where it is. At worst it
+		 * is an unindexed file (wasted space), never an indexed object
+		 * without its bytes.
+		 */
+		d->unknown = 1;
+		return -1;
+	}
 rollback:
 	PQclear(PQexec(t->c, "ROLLBACK"));
 	if (d->stored) {
-		/* the rename happened but the index did not take it: move it back out of the cache */
-		unlink(abs);
+		/* the index did not take it: back to its temp name, so a retry can go on */
+		if (rename(abs, tmp) < 0)
+			DH_ERROR("cannot move %s back to %s: %s", abs, tmp, strerror(errno));
 		d->stored = 0;
 	}
 	return -1;
@@ -504,17 +521,16 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 	}
 	if (dh_dcm_ds_load(tmp, &ds, err, sizeof(err)) != DH_DCM_OK) {
 		d.status = ST_MISMATCH;
-		snprintf(d.comment, sizeof(d.comment), "%.150s", err);
+		snprintf(d.comment, sizeof(d.comment), "%.64s", err);
 		DH_WARN("refusing %s: %s", cmd->sop_instance, err);
 		goto respond;
 	}
 	read_attrs(ds, o);
-	dh_dcm_ds_free(ds);
-	ds = NULL;
 	if (check_attrs(o, cmd, err, sizeof(err)) < 0) {
 		d.status = ST_MISMATCH;
-		snprintf(d.comment, sizeof(d.comment), "%.150s", err);
-		DH_WARN("refusing %s: %s", cmd->sop_instance, err);
+		snprintf(d.comment, sizeof(d.comment), "%.64s", err);
+		DH_WARN("refusing %s: %s (data set: class %s, instance %s)", cmd->sop_instance, err,
+			o->sop_class, o->sop_uid);
 		goto respond;
 	}
 	if (hash_and_sync(tmp, md5, &size) < 0) {
@@ -543,7 +559,7 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 			break;
 		}
 		memset(&d, 0, sizeof(d));
-		int ir = index_object(h, &t, o, dh_dcm_assoc_calling_ae(a), tmp, rel, abs, size, md5, &d);
+		int ir = index_object(h, &t, o, ds, dh_dcm_assoc_calling_ae(a), tmp, rel, abs, size, md5, &d);
 		int lost = ir < 0 && dh_db_conn_lost(t.c, &t.err);
 		dh_db_put(h->db, t.c, lost);
 		if (ir == 0)
@@ -552,6 +568,13 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		snprintf(d.comment, sizeof(d.comment), "%s", lost ? "index database unavailable"
 								   : "index update failed");
 		DH_ERROR("indexing %s failed: [%s] %s", cmd->sop_instance, t.err.sqlstate, t.err.msg);
+		if (d.unknown) {
+			/* the file stays in the cache (it may be indexed); the sender retries */
+			DH_ERROR("the outcome of storing %s is unknown (lost at COMMIT): %s kept", cmd->sop_instance,
+				 abs);
+			tmp[0] = '\0';
+			break;
+		}
 		if (!dh_db_retryable(&t.err) && !lost)
 			break;
 	}

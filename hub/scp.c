@@ -16,6 +16,7 @@
  */
 #include "hub.h"
 #include "log.h"
+#include "qr.h"
 #include "sopclass.h"
 
 #include <arpa/inet.h>
@@ -61,6 +62,18 @@ static int negotiate(hub *h, dh_dcm_assoc *a, int called_ok)
 			pick = NULL; /* §5.2: foreign Called AE gets Verification only */
 		} else if (strcmp(as, DH_UID_STGCMT_PUSH) == 0) {
 			pick = choose_plain_ts(ts, n_ts);
+		} else if (qr_is_model(as)) {
+			/* relational queries / relational retrieve (Tables 2-24, 2-31) */
+			static const unsigned char relational[1] = { 1 };
+			size_t ext_len = 0;
+			const unsigned char *ext = dh_dcm_assoc_ext_neg(a, as, &ext_len);
+			pick = choose_plain_ts(ts, n_ts);
+			if (pick && dh_dcm_assoc_pc_accept(a, id, pick, 0, ext ? relational : NULL,
+							   ext ? 1 : 0) == DH_DCM_OK) {
+				accepted++;
+				continue;
+			}
+			pick = NULL;
 		} else {
 			sop_category cat = sop_classify(as, h->cfg.accept_unlisted_sop_classes);
 			if (cat != SOP_NONE)
@@ -108,6 +121,12 @@ static void serve(hub *h, dh_dcm_assoc *a)
 			break;
 		case DH_DIMSE_N_ACTION_RQ:
 			ok = stgcmt_action(h, a, &cmd);
+			break;
+		case DH_DIMSE_C_FIND_RQ:
+			ok = qr_find(h, a, &cmd);
+			break;
+		case DH_DIMSE_C_MOVE_RQ:
+			ok = qr_move(h, a, &cmd);
 			break;
 		case DH_DIMSE_C_CANCEL_RQ:
 			ok = 0; /* nothing of ours is cancellable yet */

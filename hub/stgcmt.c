@@ -203,8 +203,7 @@ static int evaluate(hub *h, PGconn *c, const char *txn, dh_dcm_ds *info, dh_db_e
 			      "WHERE transaction_uid = $1 AND seq = $2::int", 4, up, err);
 	}
 	PQclear(r);
-	if (ok == 0)
-		dh_dcm_ds_put_path(info, "(0008,1199)", NULL); /* the sequence is still sent, empty */
+	/* Referenced SOP Sequence is 1C: absent when nothing was committed (PS3.4 J.3.3) */
 	return failed ? 2 : 1;
 }
 

@@ -16,13 +16,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: rawstorescu [-aet AE] [-aec AE] [--class UID] [--instance UID] HOST PORT FILE...\n"
+		     "Sends each FILE's data set bytes unparsed as a C-STORE over one association and\n"
+		     "prints \"FILE status=XXXX\". Exit 0 when every store got a response, 1 otherwise.\n");
+}
+
 int main(int argc, char **argv)
 {
 	const char *aet = "STORESCU", *aec = "DCMHUB", *force_class = NULL, *force_inst = NULL;
 	static const struct option opts[] = {
 		{ "aet", required_argument, NULL, 't' }, { "aec", required_argument, NULL, 'c' },
 		{ "class", required_argument, NULL, 'C' }, { "instance", required_argument, NULL, 'I' },
-		{ NULL, 0, NULL, 0 }
+		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
 	};
 	int o;
 	while ((o = getopt_long_only(argc, argv, "", opts, NULL)) != -1) {
@@ -31,14 +38,12 @@ int main(int argc, char **argv)
 		case 'c': aec = optarg; break;
 		case 'C': force_class = optarg; break;
 		case 'I': force_inst = optarg; break;
-		default:
-			fprintf(stderr, "usage: rawstorescu [-aet AE] [-aec AE] [--class UID] [--instance UID] "
-					"HOST PORT FILE...\n");
-			return 2;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
 		}
 	}
 	if (argc - optind < 3) {
-		fprintf(stderr, "usage: rawstorescu [-aet AE] [-aec AE] HOST PORT FILE...\n");
+		usage(stderr);
 		return 2;
 	}
 	dh_dcm_global_init(1);

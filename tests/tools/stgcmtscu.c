@@ -113,7 +113,9 @@ int main(int argc, char **argv)
 		case 'l': listen_port = atoi(optarg); break;
 		case 'T': timeout_s = atoi(optarg); break;
 		case 'u': if (n_uids < 4096) uids[n_uids++] = optarg; break;
-		case 'h': usage(); return 0;
+		case 'h':
+			usage();
+			return 0;
 		default: usage(); return 2;
 		}
 	}

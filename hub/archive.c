@@ -1,0 +1,891 @@
+/*
+ * archive.c - the nearline archive worker: packs stable series from the
+ * online cache into TAR files on the [volume.*] volumes, evicts archived
+ * objects from the cache, and reads objects wherever they are.
+ *
+ * NOTES
+ * Order of work for one series, chosen so that the index only ever names
+ * complete, verified TARs:
+ *   1. one transaction takes the series' advisory lock (7243003, the lock
+ *      every change to a series takes) and selects the objects not yet in
+ *      any TAR; the lock is held until the outcome is recorded;
+ *   2. the TAR is written to <volume>/<xx>/<series>.<id>.tar.tmp (ustar:
+ *      <sop uid>.dcm per object, then MANIFEST.md5 in `md5sum -c` format),
+ *      fsync'ed and renamed into place with dh_durable_rename;
+ *   3. every member is read back at the offset we computed and its MD5
+ *      compared with the index (page cache dropped first, so the bytes come
+ *      from the device);
+ *   4. tar_file and the instances' tar columns are written and committed.
+ * A crash before 4 leaves a temp file or an unindexed TAR: both are removed
+ * at start-up, so index and volumes agree. A TAR is never rewritten: later
+ * objects of an archived series go into a TAR of their own.
+ *
+ * Eviction removes cache files of archived objects, oldest first, from the
+ * high watermark down to the low one. Each member is re-read from its TAR
+ * and checked before the index forgets the cache file, so the cache copy is
+ * never the last one. The index is updated first and the file unlinked
+ * after commit: a crash in between only leaves an unindexed cache file.
+ */
+#define HUB_WANT_LIBARCHIVE
+#include <archive.h> /* hub/archive.h, which pulls in libarchive's */
+
+#include "durable.h"
+#include "hash.h"
+#include "log.h"
+#include "uid.h"
+
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIB (1024LL * 1024LL)
+#define TAR_BLOCK 512LL
+#define COPY_BUF (1 << 20)
+#define MAX_SKIPPED 256
+
+struct archiver {
+	hub *h;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	atomic_int stop;
+	/* series whose cache files do not match the index: not retried until restart */
+	long long skipped[MAX_SKIPPED];
+	int n_skipped;
+};
+
+typedef struct {
+	const char *pk;
+	const char *sop_uid;
+	const char *file_path;
+	long long size;
+	const char *md5;
+	long long offset; /* data offset in the TAR */
+} member;
+
+static long long round_block(long long n)
+{
+	return (n + TAR_BLOCK - 1) / TAR_BLOCK * TAR_BLOCK;
+}
+
+/* ------------------------------------------------------------ reading */
+
+int archive_check_range(const char *path, off_t offset, size_t len, const char *md5,
+			char md5_out[33], char *err, size_t errlen)
+{
+	int rc = -1, fd = -1;
+	unsigned char *buf = NULL;
+	dh_md5 *h = NULL;
+	char got[DH_MD5_HEX_LEN + 1];
+	size_t done_n = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		goto done;
+	}
+	if (!(buf = malloc(COPY_BUF)) || dh_md5_new(&h) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto done;
+	}
+	while (done_n < len) {
+		size_t want = len - done_n < COPY_BUF ? len - done_n : COPY_BUF;
+		ssize_t n = pread(fd, buf, want, offset + (off_t)done_n);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(err, errlen, "cannot read %s at %lld: %s", path, (long long)(offset + (off_t)done_n),
+				 n == 0 ? "unexpected end of file" : strerror(errno));
+			goto done;
+		}
+		dh_md5_update(h, buf, (size_t)n);
+		done_n += (size_t)n;
+	}
+	dh_md5_final(h, got);
+	if (md5_out)
+		memcpy(md5_out, got, sizeof(got));
+	rc = (md5 && strcmp(got, md5) != 0) ? 1 : 0;
+	if (rc == 1)
+		snprintf(err, errlen, "MD5 mismatch in %s at offset %lld: %s, index says %s", path,
+			 (long long)offset, got, md5);
+done:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	dh_md5_free(h);
+	return rc;
+}
+
+int archive_read(const archive_loc *loc, unsigned char **buf, size_t *len, char *err, size_t errlen)
+{
+	int rc = -1, fd = -1;
+	unsigned char *b = NULL;
+	char got[DH_MD5_HEX_LEN + 1];
+	size_t n_done = 0;
+
+	*buf = NULL;
+	*len = 0;
+	if (loc->avail == AVAIL_OFFLINE) {
+		snprintf(err, errlen, "object is on volume %s, which is offline", loc->volume);
+		goto done;
+	}
+	if (loc->avail == AVAIL_UNAVAILABLE) {
+		snprintf(err, errlen, "object is neither in the cache nor in any TAR");
+		goto done;
+	}
+	fd = open(loc->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", loc->path, strerror(errno));
+		goto done;
+	}
+	if (!(b = malloc(loc->size ? loc->size : 1))) {
+		snprintf(err, errlen, "out of memory (%zu bytes)", loc->size);
+		goto done;
+	}
+	/* one positioned read at the recorded offset: no scan of the TAR */
+	while (n_done < loc->size) {
+		ssize_t n = pread(fd, b + n_done, loc->size - n_done, loc->offset + (off_t)n_done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			snprintf(err, errlen, "cannot read %s at %lld: %s", loc->path,
+				 (long long)(loc->offset + (off_t)n_done), n == 0 ? "unexpected end of file" : strerror(errno));
+			goto done;
+		}
+		n_done += (size_t)n;
+	}
+	if (dh_md5_buffer(b, loc->size, got) < 0) {
+		snprintf(err, errlen, "cannot compute MD5");
+		goto done;
+	}
+	if (strcmp(got, loc->md5) != 0) {
+		snprintf(err, errlen, "object in %s at offset %lld is damaged: MD5 %s, index says %s", loc->path,
+			 (long long)loc->offset, got, loc->md5);
+		goto done;
+	}
+	*buf = b;
+	*len = loc->size;
+	b = NULL;
+	rc = 0;
+done:
+	if (fd >= 0)
+		close(fd);
+	free(b);
+	return rc;
+}
+
+/* The volume's directory: the configuration's, else the one last recorded. */
+static const char *volume_dir(const hub_config *cfg, const char *name, const char *db_path)
+{
+	const hub_volume *v = hub_config_volume(cfg, name);
+	return v && v->path && v->path[0] ? v->path : db_path;
+}
+
+int archive_locate(hub *h, PGconn *c, const char *instance_pk, archive_loc *loc, dh_db_err *err)
+{
+	int rc = -1;
+	const char *p[1] = { instance_pk };
+	PGresult *r = dh_db_query(c,
+				  "SELECT i.file_path, i.file_size, i.md5, i.tar_offset, i.tar_size, t.path, v.path, "
+				  "v.state, v.name FROM instance i LEFT JOIN tar_file t ON t.pk = i.tar_fk "
+				  "LEFT JOIN volume v ON v.pk = t.volume_fk WHERE i.pk = $1::bigint",
+				  1, p, err);
+	memset(loc, 0, sizeof(*loc));
+	if (!r)
+		goto done;
+	if (PQntuples(r) != 1) {
+		err->sqlstate[0] = '\0';
+		snprintf(err->msg, sizeof(err->msg), "instance %s not found", instance_pk);
+		goto done;
+	}
+	snprintf(loc->md5, sizeof(loc->md5), "%s", PQgetvalue(r, 0, 2));
+	if (!PQgetisnull(r, 0, 0)) {
+		loc->avail = AVAIL_ONLINE;
+		snprintf(loc->path, sizeof(loc->path), "%s/%s", h->cfg.cache_dir, PQgetvalue(r, 0, 0));
+		loc->offset = 0;
+		loc->size = (size_t)strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+	} else if (!PQgetisnull(r, 0, 5)) {
+		loc->avail = strcmp(PQgetvalue(r, 0, 7), "online") == 0 ? AVAIL_NEARLINE : AVAIL_OFFLINE;
+		snprintf(loc->volume, sizeof(loc->volume), "%s", PQgetvalue(r, 0, 8));
+		snprintf(loc->path, sizeof(loc->path), "%s/%s",
+			 volume_dir(&h->cfg, PQgetvalue(r, 0, 8), PQgetvalue(r, 0, 6)), PQgetvalue(r, 0, 5));
+		loc->offset = (off_t)strtoll(PQgetvalue(r, 0, 3), NULL, 10);
+		loc->size = (size_t)strtoull(PQgetvalue(r, 0, 4), NULL, 10);
+	} else {
+		loc->avail = AVAIL_UNAVAILABLE;
+	}
+	rc = 0;
+done:
+	PQclear(r);
+	return rc;
+}
+
+#define AVAIL_RANK                                                                                  \
+	"CASE WHEN i.file_path IS NOT NULL THEN 1 WHEN EXISTS (SELECT 1 FROM tar_file avt "          \
+	"JOIN volume avv ON avv.pk = avt.volume_fk WHERE avt.pk = i.tar_fk AND avv.state = 'online') " \
+	"THEN 2 ELSE 3 END"
+
+const char *archive_avail_sql(void)
+{
+	return "((ARRAY['ONLINE','NEARLINE','OFFLINE'])[" AVAIL_RANK "])";
+}
+
+const char *archive_avail_agg_sql(void)
+{
+	return "((ARRAY['ONLINE','NEARLINE','OFFLINE'])[max(" AVAIL_RANK ")])";
+}
+
+/* ------------------------------------------------------------ volumes */
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/*
+ * Removes temp files and TARs the index does not know (a crash between the
+ * rename and the commit) from one volume. Returns 0 or -1 (DB error).
+ */
+static int cleanup_volume(PGconn *c, const hub_volume *v)
+{
+	int rc = -1, removed = 0;
+	DIR *top = NULL;
+	struct dirent *e;
+	dh_db_err err;
+
+	if (!(top = opendir(v->path))) {
+		DH_WARN("volume %s: cannot open %s: %s", v->name, v->path, strerror(errno));
+		rc = 0;
+		goto done;
+	}
+	while ((e = readdir(top))) {
+		if (e->d_name[0] == '.' || strlen(e->d_name) != 2)
+			continue;
+		char dir[1200];
+		snprintf(dir, sizeof(dir), "%s/%s", v->path, e->d_name);
+		DIR *d = opendir(dir);
+		if (!d)
+			continue;
+		int here = 0;
+		struct dirent *f;
+		while ((f = readdir(d))) {
+			char rel[600], abs[1900];
+			snprintf(rel, sizeof(rel), "%s/%s", e->d_name, f->d_name);
+			snprintf(abs, sizeof(abs), "%s/%s", v->path, rel);
+			if (ends_with(f->d_name, ".tmp")) {
+				if (unlink(abs) == 0)
+					here++;
+			} else if (ends_with(f->d_name, ".tar")) {
+				const char *p[2] = { v->name, rel };
+				PGresult *r = dh_db_query(c, "SELECT 1 FROM tar_file t JOIN volume v ON v.pk = t.volume_fk "
+							     "WHERE v.name = $1 AND t.path = $2", 2, p, &err);
+				if (!r) {
+					closedir(d);
+					DH_ERROR("volume %s: %s", v->name, err.msg);
+					goto done;
+				}
+				if (PQntuples(r) == 0 && unlink(abs) == 0) {
+					DH_INFO("volume %s: removed %s, written by an earlier run but never indexed",
+						v->name, rel);
+					here++;
+				}
+				PQclear(r);
+			}
+		}
+		closedir(d);
+		if (here)
+			dh_durable_fsync_dir(dir);
+		removed += here;
+	}
+	if (removed)
+		DH_INFO("volume %s: removed %d unfinished file(s) left by an earlier run", v->name, removed);
+	rc = 0;
+done:
+	if (top)
+		closedir(top);
+	return rc;
+}
+
+/* Records every configured volume (state stays as the DB has it) and cleans it. */
+static int prepare_volumes(archiver *ar, PGconn *c)
+{
+	const hub_config *cfg = &ar->h->cfg;
+	dh_db_err err;
+	for (int i = 0; i < cfg->n_volumes; i++) {
+		const hub_volume *v = &cfg->volumes[i];
+		const char *p[2] = { v->name, v->path };
+		if (dh_durable_mkdirs(v->path) < 0)
+			DH_WARN("volume %s: cannot create %s: %s", v->name, v->path, strerror(errno));
+		if (dh_db_exec(c, "INSERT INTO volume (name, path) VALUES ($1, $2) ON CONFLICT (name) "
+				  "DO UPDATE SET path = EXCLUDED.path", 2, p, &err) < 0) {
+			DH_ERROR("volume %s: %s", v->name, err.msg);
+			return -1;
+		}
+		if (cleanup_volume(c, v) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Picks the first configured volume that is online, not closed and has room
+ * for need bytes; closes full ones on the way. Returns its index in cfg or
+ * -1; *vpk receives its pk.
+ */
+static int choose_volume(archiver *ar, PGconn *c, long long need, char vpk[32])
+{
+	const hub_config *cfg = &ar->h->cfg;
+	dh_db_err err;
+	for (int i = 0; i < cfg->n_volumes; i++) {
+		const hub_volume *v = &cfg->volumes[i];
+		const char *p[1] = { v->name };
+		PGresult *r = dh_db_query(c, "SELECT v.pk, v.state, v.closed, "
+					     "(SELECT COALESCE(sum(size), 0) FROM tar_file WHERE volume_fk = v.pk) "
+					     "FROM volume v WHERE v.name = $1", 1, p, &err);
+		if (!r || PQntuples(r) != 1) {
+			PQclear(r);
+			continue;
+		}
+		int online = strcmp(PQgetvalue(r, 0, 1), "online") == 0;
+		int closed = strcmp(PQgetvalue(r, 0, 2), "t") == 0;
+		long long used = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
+		snprintf(vpk, 32, "%s", PQgetvalue(r, 0, 0));
+		PQclear(r);
+		if (!online || closed)
+			continue;
+		if (v->capacity_mb > 0 && used + need > v->capacity_mb * MIB) {
+			if (used > 0) {
+				const char *q[1] = { vpk };
+				DH_INFO("volume %s is full (%lld of %ld MiB used): closed", v->name, used / MIB,
+					v->capacity_mb);
+				dh_db_exec(c, "UPDATE volume SET closed = true, updated_at = now() WHERE pk = $1::bigint",
+					   1, q, &err);
+			} else {
+				DH_WARN("volume %s (%ld MiB) cannot hold a TAR of %lld bytes", v->name, v->capacity_mb,
+					need);
+			}
+			continue;
+		}
+		return i;
+	}
+	return -1;
+}
+
+/* ------------------------------------------------------------ packing */
+
+/*
+ * Writes the members into a ustar file at tmp (created exclusively) and
+ * fsyncs it. Fills each member's data offset. Returns 0, 1 when a cache file
+ * does not match the index, -1 on I/O errors.
+ */
+static int write_tar(const char *cache_dir, const char *tmp, member *m, int n)
+{
+	int rc = -1, fd = -1;
+	struct archive *a = NULL;
+	struct archive_entry *e = NULL;
+	unsigned char *buf = NULL;
+	char *manifest = NULL;
+	size_t mlen = 0, mcap = 0;
+	long long pos = 0;
+	time_t now = time(NULL);
+
+	if (!(buf = malloc(COPY_BUF)))
+		goto done;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		DH_ERROR("cannot create %s: %s", tmp, strerror(errno));
+		goto done;
+	}
+	a = archive_write_new();
+	if (!a || archive_write_set_format_ustar(a) != ARCHIVE_OK || archive_write_add_filter_none(a) != ARCHIVE_OK ||
+	    archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK || archive_write_open_fd(a, fd) != ARCHIVE_OK) {
+		DH_ERROR("libarchive: %s", a ? archive_error_string(a) : "out of memory");
+		goto done;
+	}
+	for (int i = 0; i <= n; i++) {
+		char name[128];
+		long long size;
+		if (i < n) {
+			if (strlen(m[i].sop_uid) > 90) {
+				DH_ERROR("SOP Instance UID too long for a TAR member name: %s", m[i].sop_uid);
+				goto done;
+			}
+			snprintf(name, sizeof(name), "%s.dcm", m[i].sop_uid);
+			size = m[i].size;
+		} else {
+			snprintf(name, sizeof(name), "MANIFEST.md5");
+			size = (long long)mlen;
+		}
+		archive_entry_free(e);
+		if (!(e = archive_entry_new()))
+			goto done;
+		archive_entry_set_pathname(e, name);
+		archive_entry_set_size(e, size);
+		archive_entry_set_filetype(e, AE_IFREG);
+		archive_entry_set_perm(e, 0640);
+		archive_entry_set_mtime(e, now, 0);
+		if (archive_write_header(a, e) != ARCHIVE_OK) {
+			DH_ERROR("libarchive: %s: %s", tmp, archive_error_string(a));
+			goto done;
+		}
+		/* ustar: one 512-byte header (names are short), data padded to 512 */
+		if (i < n)
+			m[i].offset = pos + TAR_BLOCK;
+		pos += TAR_BLOCK + round_block(size);
+		if (i == n) {
+			if (mlen && archive_write_data(a, manifest, mlen) != (la_ssize_t)mlen) {
+				DH_ERROR("libarchive: %s: %s", tmp, archive_error_string(a));
+				goto done;
+			}
+			break;
+		}
+		char src[1200], md5[DH_MD5_HEX_LEN + 1];
+		snprintf(src, sizeof(src), "%s/%s", cache_dir, m[i].file_path);
+		int in = open(src, O_RDONLY | O_CLOEXEC);
+		dh_md5 *h = NULL;
+		long long copied = 0;
+		if (in < 0) {
+			DH_ERROR("cannot open %s: %s", src, strerror(errno));
+			goto done;
+		}
+		if (dh_md5_new(&h) < 0) {
+			close(in);
+			goto done;
+		}
+		for (;;) {
+			ssize_t r = read(in, buf, COPY_BUF);
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0) {
+				DH_ERROR("cannot read %s: %s", src, strerror(errno));
+				break;
+			}
+			if (r == 0 || copied + r > size)
+				break;
+			dh_md5_update(h, buf, (size_t)r);
+			if (archive_write_data(a, buf, (size_t)r) != r) {
+				DH_ERROR("libarchive: %s: %s", tmp, archive_error_string(a));
+				break;
+			}
+			copied += r;
+		}
+		close(in);
+		dh_md5_final(h, md5);
+		dh_md5_free(h);
+		if (copied != size || strcmp(md5, m[i].md5) != 0) {
+			DH_ERROR("cache file %s does not match the index (%lld of %lld bytes, MD5 %s, index %s)", src,
+				 copied, size, md5, m[i].md5);
+			rc = 1;
+			goto done;
+		}
+		size_t need = mlen + strlen(md5) + 2 + strlen(name) + 2;
+		if (need > mcap) {
+			size_t cap = mcap ? mcap * 2 : 4096;
+			while (cap < need)
+				cap *= 2;
+			char *nm = realloc(manifest, cap);
+			if (!nm)
+				goto done;
+			manifest = nm;
+			mcap = cap;
+		}
+		mlen += (size_t)snprintf(manifest + mlen, mcap - mlen, "%s  %s\n", md5, name);
+	}
+	if (archive_write_close(a) != ARCHIVE_OK) {
+		DH_ERROR("libarchive: %s: %s", tmp, archive_error_string(a));
+		goto done;
+	}
+	if (dh_durable_fsync_fd(fd) < 0) {
+		DH_ERROR("fsync %s: %s", tmp, strerror(errno));
+		goto done;
+	}
+	rc = 0;
+done:
+	archive_entry_free(e);
+	if (a)
+		archive_write_free(a);
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	free(manifest);
+	return rc;
+}
+
+/* Reads every member back from the device and compares it with the index. Returns 0 or -1. */
+static int verify_written(const char *path, const member *m, int n)
+{
+	char err[600];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		/* the file is fsync'ed: dropping its clean pages makes us read the device */
+		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+		close(fd);
+	}
+	for (int i = 0; i < n; i++) {
+		if (archive_check_range(path, (off_t)m[i].offset, (size_t)m[i].size, m[i].md5, NULL, err,
+					sizeof(err)) != 0) {
+			DH_ERROR("verification of %s failed: %s", path, err);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int is_skipped(const archiver *ar, long long pk)
+{
+	for (int i = 0; i < ar->n_skipped; i++)
+		if (ar->skipped[i] == pk)
+			return 1;
+	return 0;
+}
+
+/*
+ * Packs the unarchived objects of one series into a new TAR. Returns 1 when
+ * a TAR was recorded, 0 when there was nothing to do or no volume had room,
+ * -1 on errors (broken set when the connection is gone).
+ */
+static int pack_series(archiver *ar, PGconn *c, const char *series_pk, const char *series_uid, int *broken)
+{
+	const hub_config *cfg = &ar->h->cfg;
+	int rc = -1, in_txn = 0, renamed = 0, n = 0, wr;
+	PGresult *r = NULL;
+	member *m = NULL;
+	dh_db_err err = { "", "" };
+	char tmp[1400] = "", final[1400] = "", rel[600], dir[1300], uuid[37], hashdir[DH_MD5_HEX_LEN + 1];
+	char vpk[32], tmd5[DH_MD5_HEX_LEN + 1], tpk[32] = "";
+	long long need = 2 * 10240, tar_size;
+	struct stat st;
+
+	if (dh_db_exec(c, "BEGIN", 0, NULL, &err) < 0)
+		goto done;
+	in_txn = 1;
+	{
+		const char *p[1] = { series_uid };
+		if (dh_db_exec(c, "SELECT pg_advisory_xact_lock(7243003, hashtext($1))", 1, p, &err) < 0)
+			goto done;
+	}
+	{
+		const char *p[1] = { series_pk };
+		r = dh_db_query(c, "SELECT pk, sop_uid, file_path, file_size, md5 FROM instance "
+				   "WHERE series_fk = $1::bigint AND tar_fk IS NULL AND file_path IS NOT NULL ORDER BY pk",
+				1, p, &err);
+	}
+	if (!r)
+		goto done;
+	n = PQntuples(r);
+	if (n == 0) {
+		rc = 0;
+		goto done;
+	}
+	if (!(m = calloc((size_t)n, sizeof(*m))))
+		goto done;
+	for (int i = 0; i < n; i++) {
+		m[i].pk = PQgetvalue(r, i, 0);
+		m[i].sop_uid = PQgetvalue(r, i, 1);
+		m[i].file_path = PQgetvalue(r, i, 2);
+		m[i].size = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+		m[i].md5 = PQgetvalue(r, i, 4);
+		need += TAR_BLOCK + round_block(m[i].size) + 32 + 2 + (long long)strlen(m[i].sop_uid) + 5;
+	}
+	int vi = choose_volume(ar, c, need, vpk);
+	if (vi < 0) {
+		DH_WARN("no online volume with room for series %s (%lld bytes): waiting", series_uid, need);
+		rc = 0;
+		goto done;
+	}
+	const hub_volume *v = &cfg->volumes[vi];
+	dh_md5_buffer(series_uid, strlen(series_uid), hashdir);
+	dh_uuid_generate(uuid);
+	snprintf(dir, sizeof(dir), "%s/%.2s", v->path, hashdir);
+	snprintf(rel, sizeof(rel), "%.2s/%s.%.8s.tar", hashdir, series_uid, uuid);
+	snprintf(final, sizeof(final), "%s/%s", v->path, rel);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", final);
+	if (dh_durable_mkdirs(dir) < 0) {
+		DH_ERROR("cannot create %s: %s", dir, strerror(errno));
+		goto done;
+	}
+	wr = write_tar(cfg->cache_dir, tmp, m, n);
+	if (wr != 0) {
+		if (wr == 1 && ar->n_skipped < MAX_SKIPPED) {
+			ar->skipped[ar->n_skipped++] = strtoll(series_pk, NULL, 10);
+			DH_ERROR("series %s is not archived until restart: a cache file is damaged", series_uid);
+		}
+		goto done;
+	}
+	if (dh_md5_file(tmp, tmd5) < 0 || stat(tmp, &st) < 0) {
+		DH_ERROR("cannot read back %s: %s", tmp, strerror(errno));
+		goto done;
+	}
+	tar_size = (long long)st.st_size;
+	if (dh_durable_rename(tmp, final) < 0) {
+		DH_ERROR("cannot rename %s into place: %s", tmp, strerror(errno));
+		goto done;
+	}
+	tmp[0] = '\0';
+	renamed = 1;
+	if (verify_written(final, m, n) < 0)
+		goto done;
+	{
+		char size_s[32], n_s[16];
+		snprintf(size_s, sizeof(size_s), "%lld", tar_size);
+		snprintf(n_s, sizeof(n_s), "%d", n);
+		const char *p[6] = { vpk, series_pk, rel, size_s, tmd5, n_s };
+		PGresult *t = dh_db_query(c, "INSERT INTO tar_file (volume_fk, series_fk, path, size, md5, members, "
+					     "verified_at) VALUES ($1::bigint, $2::bigint, $3, $4::bigint, $5, $6::int, now()) "
+					     "RETURNING pk", 6, p, &err);
+		if (!t)
+			goto done;
+		snprintf(tpk, sizeof(tpk), "%s", PQgetvalue(t, 0, 0));
+		PQclear(t);
+	}
+	for (int i = 0; i < n; i++) {
+		char off_s[32], size_s[32];
+		snprintf(off_s, sizeof(off_s), "%lld", m[i].offset);
+		snprintf(size_s, sizeof(size_s), "%lld", m[i].size);
+		/* md5 guards against an overwrite (duplicate policy) since we read the row */
+		const char *p[5] = { m[i].pk, tpk, off_s, size_s, m[i].md5 };
+		if (dh_db_exec(c, "UPDATE instance SET tar_fk = $2::bigint, tar_offset = $3::bigint, "
+				  "tar_size = $4::bigint WHERE pk = $1::bigint AND md5 = $5 AND tar_fk IS NULL",
+			       5, p, &err) < 0)
+			goto done;
+	}
+	in_txn = 0;
+	if (dh_db_exec(c, "COMMIT", 0, NULL, &err) < 0) {
+		/* the outcome is unknown: keep the file; start-up removes it if unindexed */
+		renamed = 0;
+		goto done;
+	}
+	DH_INFO("series %s: %d object(s) archived to %s:%s (%lld bytes, MD5 %s)", series_uid, n, v->name, rel,
+		tar_size, tmd5);
+	rc = 1;
+done:
+	if (rc < 0 && err.msg[0])
+		DH_ERROR("archiving series %s: %s", series_uid, err.msg);
+	if (rc < 0 && dh_db_conn_lost(c, &err))
+		*broken = 1;
+	if (in_txn)
+		PQclear(PQexec(c, "ROLLBACK"));
+	if (tmp[0])
+		unlink(tmp);
+	if (rc < 0 && renamed) {
+		unlink(final);
+		dh_durable_fsync_dir(dir);
+	}
+	free(m);
+	PQclear(r);
+	return rc;
+}
+
+/* Archives every eligible series once. Returns how many TARs were written, -1 on DB errors. */
+static int archive_pass(archiver *ar, PGconn *c, int *broken)
+{
+	dh_db_err err;
+	char secs[32];
+	int done_n = 0;
+	snprintf(secs, sizeof(secs), "%ld", ar->h->cfg.archive_stable_seconds);
+	const char *p[1] = { secs };
+	PGresult *r = dh_db_query(
+		c,
+		"SELECT se.pk, se.series_uid FROM series se "
+		"WHERE EXISTS (SELECT 1 FROM instance i WHERE i.series_fk = se.pk AND i.tar_fk IS NULL "
+		"              AND i.file_path IS NOT NULL) "
+		"AND NOT EXISTS (SELECT 1 FROM series s2 JOIN instance i2 ON i2.series_fk = s2.pk "
+		"                WHERE s2.study_fk = se.study_fk "
+		"                AND i2.received_at > now() - make_interval(secs => $1::double precision)) "
+		"ORDER BY se.pk LIMIT 100",
+		1, p, &err);
+	if (!r) {
+		DH_ERROR("archive scan: %s", err.msg);
+		*broken = dh_db_conn_lost(c, &err);
+		return -1;
+	}
+	for (int i = 0; i < PQntuples(r) && !ar->stop && !ar->h->stop; i++) {
+		if (is_skipped(ar, strtoll(PQgetvalue(r, i, 0), NULL, 10)))
+			continue;
+		int k = pack_series(ar, c, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), broken);
+		if (*broken)
+			break;
+		if (k > 0)
+			done_n++;
+	}
+	PQclear(r);
+	return done_n;
+}
+
+/* ------------------------------------------------------------ eviction */
+
+static int evict_pass(archiver *ar, PGconn *c, int *broken)
+{
+	const hub_config *cfg = &ar->h->cfg;
+	dh_db_err err;
+	PGresult *r = NULL;
+	long long used, low = cfg->cache_low_mb * MIB;
+	int evicted = 0, rc = -1;
+
+	if (cfg->cache_high_mb <= 0)
+		return 0;
+	r = dh_db_query(c, "SELECT COALESCE(sum(file_size), 0) FROM instance WHERE file_path IS NOT NULL", 0, NULL,
+			&err);
+	if (!r)
+		goto done;
+	used = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	r = NULL;
+	if (used <= cfg->cache_high_mb * MIB)
+		return 0;
+	DH_INFO("cache holds %lld MiB, above the high watermark (%ld MiB): evicting archived objects", used / MIB,
+		cfg->cache_high_mb);
+	while (used > low && !ar->stop && !ar->h->stop) {
+		r = dh_db_query(c,
+				"SELECT i.pk, i.file_path, i.file_size, i.md5, i.tar_offset, i.tar_size, t.path, v.name, "
+				"v.path, se.series_uid FROM instance i JOIN tar_file t ON t.pk = i.tar_fk "
+				"JOIN volume v ON v.pk = t.volume_fk JOIN series se ON se.pk = i.series_fk "
+				"WHERE i.file_path IS NOT NULL AND v.state = 'online' AND t.verified_at IS NOT NULL "
+				"ORDER BY i.received_at, i.pk LIMIT 200",
+				0, NULL, &err);
+		if (!r)
+			goto done;
+		int n = PQntuples(r), progressed = 0;
+		for (int i = 0; i < n && used > low; i++) {
+			char tar[1400], cerr[600], file[1200];
+			snprintf(tar, sizeof(tar), "%s/%s", volume_dir(cfg, PQgetvalue(r, i, 7), PQgetvalue(r, i, 8)),
+				 PQgetvalue(r, i, 6));
+			/* never the last copy: the TAR member must verify now */
+			if (archive_check_range(tar, (off_t)strtoll(PQgetvalue(r, i, 4), NULL, 10),
+						(size_t)strtoull(PQgetvalue(r, i, 5), NULL, 10), PQgetvalue(r, i, 3), NULL,
+						cerr, sizeof(cerr)) != 0) {
+				DH_ERROR("not evicting instance %s: %s", PQgetvalue(r, i, 0), cerr);
+				continue;
+			}
+			const char *lp[1] = { PQgetvalue(r, i, 9) };
+			const char *up[3] = { PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 3) };
+			PGresult *u = NULL;
+			if (dh_db_exec(c, "BEGIN", 0, NULL, &err) < 0)
+				goto done;
+			if (dh_db_exec(c, "SELECT pg_advisory_xact_lock(7243003, hashtext($1))", 1, lp, &err) < 0 ||
+			    !(u = dh_db_query(c, "UPDATE instance SET file_path = NULL WHERE pk = $1::bigint "
+						 "AND file_path = $2 AND md5 = $3 AND tar_fk IS NOT NULL RETURNING pk",
+					      3, up, &err)) ||
+			    dh_db_exec(c, "COMMIT", 0, NULL, &err) < 0) {
+				PQclear(u);
+				PQclear(PQexec(c, "ROLLBACK"));
+				goto done;
+			}
+			if (PQntuples(u) == 1) {
+				snprintf(file, sizeof(file), "%s/%s", cfg->cache_dir, PQgetvalue(r, i, 1));
+				if (unlink(file) < 0 && errno != ENOENT)
+					DH_WARN("cannot remove evicted %s: %s", file, strerror(errno));
+				used -= strtoll(PQgetvalue(r, i, 2), NULL, 10);
+				evicted++;
+				progressed = 1;
+			}
+			PQclear(u);
+		}
+		PQclear(r);
+		r = NULL;
+		if (!progressed)
+			break;
+	}
+	if (evicted)
+		DH_INFO("evicted %d archived object(s) from the cache; %lld MiB remain", evicted, used / MIB);
+	if (used > low)
+		DH_DEBUG("cache still above the low watermark: the rest is not archived yet");
+	rc = evicted;
+done:
+	if (rc < 0) {
+		DH_ERROR("cache eviction: %s", err.msg);
+		*broken = dh_db_conn_lost(c, &err);
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* ------------------------------------------------------------ worker */
+
+static void *worker(void *arg)
+{
+	archiver *ar = arg;
+	hub *h = ar->h;
+	int prepared = 0;
+
+	dh_log_set_context("archiver");
+	while (!ar->stop && !h->stop) {
+		dh_db_err err;
+		int broken = 0, busy = 0;
+		PGconn *c = dh_db_get(h->db, &err);
+		if (c) {
+			if (!prepared && prepare_volumes(ar, c) == 0)
+				prepared = 1;
+			if (prepared) {
+				int k = archive_pass(ar, c, &broken);
+				busy = k > 0;
+				if (!broken)
+					evict_pass(ar, c, &broken);
+			}
+			dh_db_put(h->db, c, broken);
+		} else {
+			DH_WARN("archiver: database unavailable: %s", err.msg);
+		}
+		if (busy)
+			continue; /* more may be waiting (the scan is limited) */
+		pthread_mutex_lock(&ar->mu);
+		if (!ar->stop) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += h->cfg.archive_scan_interval;
+			pthread_cond_timedwait(&ar->cv, &ar->mu, &ts);
+		}
+		pthread_mutex_unlock(&ar->mu);
+	}
+	return NULL;
+}
+
+int archive_start(hub *h)
+{
+	archiver *ar = NULL;
+	if (!h->cfg.archive_enabled || h->cfg.n_volumes == 0) {
+		if (h->cfg.archive_enabled)
+			DH_INFO("archive: no [volume.*] configured; nothing is archived");
+		return 0;
+	}
+	if (!(ar = calloc(1, sizeof(*ar))))
+		return -1;
+	ar->h = h;
+	pthread_mutex_init(&ar->mu, NULL);
+	pthread_cond_init(&ar->cv, NULL);
+	if (pthread_create(&ar->thread, NULL, worker, ar) != 0) {
+		pthread_mutex_destroy(&ar->mu);
+		pthread_cond_destroy(&ar->cv);
+		free(ar);
+		return -1;
+	}
+	h->archiver = ar;
+	DH_INFO("archive: %d volume(s), stable after %ld s, scan every %ld s", h->cfg.n_volumes,
+		h->cfg.archive_stable_seconds, h->cfg.archive_scan_interval);
+	return 0;
+}
+
+void archive_stop(hub *h)
+{
+	archiver *ar = h ? h->archiver : NULL;
+	if (!ar)
+		return;
+	pthread_mutex_lock(&ar->mu);
+	ar->stop = 1;
+	pthread_cond_signal(&ar->cv);
+	pthread_mutex_unlock(&ar->mu);
+	pthread_join(ar->thread, NULL);
+	pthread_mutex_destroy(&ar->mu);
+	pthread_cond_destroy(&ar->cv);
+	free(ar);
+	h->archiver = NULL;
+}

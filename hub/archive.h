@@ -1,0 +1,77 @@
+/*
+ * archive.h - nearline archive: series-level TAR files on volumes, cache
+ * eviction and reading an object wherever it is (seeds/kb-13876, conformance
+ * Table 2-13 image states).
+ *
+ * A worker thread in hubd packs every eligible series from the online cache
+ * into a TAR file (libarchive) on the current [volume.*] volume: one member
+ * per instance plus a manifest member in `md5sum -c` format. Objects that
+ * arrive after a series was archived go into a new TAR for that series; a
+ * TAR is never rewritten. The same worker evicts archived objects from the
+ * cache between the high and low watermarks.
+ */
+#ifndef HUB_ARCHIVE_H
+#define HUB_ARCHIVE_H
+
+/*
+ * This header's name hides libarchive's <archive.h> (hub/ is on the include
+ * path first). Sources that need libarchive define HUB_WANT_LIBARCHIVE and
+ * include this header as <archive.h>; #include_next then reaches
+ * libarchive's. Renaming this header would remove the need.
+ */
+#ifdef HUB_WANT_LIBARCHIVE
+#include_next <archive.h>
+#endif
+
+#include "hub.h"
+
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef enum { AVAIL_ONLINE = 0, AVAIL_NEARLINE = 1, AVAIL_OFFLINE = 2, AVAIL_UNAVAILABLE = 3 } archive_avail;
+
+/* Where an object's bytes are. */
+typedef struct {
+	archive_avail avail;
+	char path[1200];   /* ONLINE: the cache file; NEARLINE/OFFLINE: the TAR file */
+	off_t offset;      /* NEARLINE: member data offset in the TAR */
+	size_t size;       /* bytes of the object */
+	char md5[33];      /* MD5 recorded at ingest */
+	char volume[64];   /* NEARLINE/OFFLINE: the volume's name */
+} archive_loc;
+
+/* Starts / stops the archiving and eviction worker (no-op when archive.enabled is false). */
+int archive_start(hub *h);
+void archive_stop(hub *h);
+
+/* Finds instance pk (text) in the index. Returns 0, or -1 with err (not found, DB error). */
+int archive_locate(hub *h, PGconn *c, const char *instance_pk, archive_loc *loc, dh_db_err *err);
+
+/*
+ * Reads the object's bytes (a complete DICOM file) into a malloc'ed buffer
+ * (caller frees) and checks its MD5. Fails (-1, message in err) when the
+ * volume is offline, the bytes do not verify, or on I/O errors.
+ */
+int archive_read(const archive_loc *loc, unsigned char **buf, size_t *len, char *err, size_t errlen);
+
+/*
+ * SQL expression giving 'ONLINE', 'NEARLINE' or 'OFFLINE' for the instance
+ * row aliased `i` (for C-FIND's Instance Availability). Static text.
+ */
+const char *archive_avail_sql(void);
+
+/*
+ * SQL aggregate over instance rows aliased `i` (GROUP BY series or study):
+ * the worst availability of the set wins. Static text.
+ */
+const char *archive_avail_agg_sql(void);
+
+/*
+ * Reads len bytes at offset of the file at path and compares their MD5 with
+ * md5 (NULL: no comparison). md5_out (may be NULL) receives the digest.
+ * Returns 0, 1 when the digest differs, -1 on I/O errors (message in err).
+ */
+int archive_check_range(const char *path, off_t offset, size_t len, const char *md5,
+			char md5_out[33], char *err, size_t errlen);
+
+#endif

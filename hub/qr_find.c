@@ -1,0 +1,292 @@
+/*
+ * qr_find.c - the C-FIND SCP (conformance §2.2.1.6.3).
+ *
+ * One request: receive the identifier, translate it (qr_query.c), run it
+ * against the index through a cursor and answer one pending response per
+ * match, then the final status. The cursor keeps memory flat on broad
+ * queries: rows are fetched in batches while responses go out, and a
+ * C-CANCEL is looked for between responses.
+ *
+ * Statuses (Table 2-29): A900 when the identifier does not fit the model,
+ * C000 when the database cannot be reached or fails (the pool reconnects
+ * on a later request by itself), FE00 after a cancel, 0000 at the end.
+ * Responses carry only the keys asked for, plus the level, the character
+ * set (the index holds UTF-8) and our AE title as Retrieve AE Title.
+ *
+ * Known limitation: the borrowed connection is held while responses are
+ * sent, so a slow SCU keeps one pool connection for its query's duration.
+ */
+#include "hub.h"
+#include "log.h"
+#include "qr.h"
+#include "qr_query.h"
+
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ST_SUCCESS 0x0000
+#define ST_PENDING 0xFF00
+#define ST_CANCEL 0xFE00
+#define ST_NO_MATCH_CLASS 0xA900
+#define ST_UNABLE 0xC000
+
+#define KEY_LEN 65536 /* UID lists can be long */
+#define ITEM_LEN 1024
+#define BATCH "100"
+
+int qr_is_model(const char *uid)
+{
+	static const char *const models[] = { QR_PATIENT_FIND, QR_PATIENT_MOVE, QR_STUDY_FIND,
+					      QR_STUDY_MOVE, QR_PSONLY_FIND, QR_PSONLY_MOVE };
+	if (!uid)
+		return 0;
+	for (size_t k = 0; k < sizeof(models) / sizeof(models[0]); k++)
+		if (strcmp(uid, models[k]) == 0)
+			return 1;
+	return 0;
+}
+
+/* The identifier's values, owned here; qr_ident points into it. */
+typedef struct {
+	qr_ident id;
+	char *val[QR_MAX_KEYS];
+	char level[32];
+	char other_pid[QR_MAX_ITEMS][ITEM_LEN], other_iss[QR_MAX_ITEMS][ITEM_LEN];
+	char rp[ITEM_LEN], sps[ITEM_LEN], cv[ITEM_LEN], cs[ITEM_LEN];
+} extracted;
+
+static void extracted_free(extracted *x)
+{
+	if (!x)
+		return;
+	for (int k = 0; k < QR_MAX_KEYS; k++)
+		free(x->val[k]);
+	free(x);
+}
+
+/* A path's value into buf, or NULL when absent. */
+static const char *get_opt(const dh_dcm_ds *ds, const char *path, char *buf)
+{
+	return dh_dcm_ds_get_path(ds, path, buf, ITEM_LEN) == 0 ? buf : NULL;
+}
+
+static int extract(const dh_dcm_ds *ds, const char *sop_class, extracted *x)
+{
+	qr_ident *id = &x->id;
+	if (strcmp(sop_class, QR_STUDY_FIND) == 0)
+		id->model = QR_MODEL_STUDY_ROOT;
+	else if (strcmp(sop_class, QR_PSONLY_FIND) == 0)
+		id->model = QR_MODEL_PSONLY;
+	else
+		id->model = QR_MODEL_PATIENT_ROOT;
+	if (dh_dcm_ds_get(ds, DH_TAG(0x0008, 0x0052), x->level, sizeof(x->level)) == 0)
+		id->level = x->level;
+	int n = qr_query_known_count();
+	for (int k = 0; k < n && id->n_keys < QR_MAX_KEYS; k++) {
+		uint32_t tag = qr_query_known_tag(k);
+		if (!dh_dcm_ds_has(ds, tag))
+			continue;
+		char *v = malloc(KEY_LEN);
+		if (!v)
+			return -1;
+		if (dh_dcm_ds_get(ds, tag, v, KEY_LEN) != 0)
+			v[0] = '\0';
+		x->val[id->n_keys] = v;
+		id->key[id->n_keys].tag = tag;
+		id->key[id->n_keys].value = v;
+		id->n_keys++;
+	}
+	char path[64];
+	if (dh_dcm_ds_has(ds, DH_TAG(0x0010, 0x1002))) {
+		id->other_ids = 1;
+		int items = dh_dcm_ds_count(ds, "(0010,1002)");
+		for (int i = 0; i < items && i < QR_MAX_ITEMS; i++) {
+			snprintf(path, sizeof(path), "(0010,1002)[%d].(0010,0020)", i);
+			id->other_pid[i] = get_opt(ds, path, x->other_pid[i]);
+			snprintf(path, sizeof(path), "(0010,1002)[%d].(0010,0021)", i);
+			id->other_issuer[i] = get_opt(ds, path, x->other_iss[i]);
+			id->n_other++;
+		}
+	}
+	if (dh_dcm_ds_has(ds, DH_TAG(0x0040, 0x0275))) {
+		id->request_attrs = 1;
+		id->req_proc_id = get_opt(ds, "(0040,0275)[0].(0040,1001)", x->rp);
+		id->sps_id = get_opt(ds, "(0040,0275)[0].(0040,0009)", x->sps);
+	}
+	if (dh_dcm_ds_has(ds, DH_TAG(0x0040, 0xA043))) {
+		id->concept_name = 1;
+		id->code_value = get_opt(ds, "(0040,A043)[0].(0008,0100)", x->cv);
+		id->code_scheme = get_opt(ds, "(0040,A043)[0].(0008,0102)", x->cs);
+	}
+	return 0;
+}
+
+/* Puts a sequence column's "path\x1fvalue\x1e..." records into rsp. */
+static void put_seq(dh_dcm_ds *rsp, const char *blob)
+{
+	char *copy = strdup(blob), *save = NULL;
+	if (!copy)
+		return;
+	for (char *rec = strtok_r(copy, "\x1e", &save); rec; rec = strtok_r(NULL, "\x1e", &save)) {
+		char *sep = strchr(rec, '\x1f');
+		if (!sep)
+			continue;
+		*sep = '\0';
+		dh_dcm_ds_put_path(rsp, rec, sep + 1);
+	}
+	free(copy);
+}
+
+static const char *const LEVEL_NAME[4] = { "PATIENT", "STUDY", "SERIES", "IMAGE" };
+
+/* The response identifier of result row r. Returns NULL on allocation failure. */
+static dh_dcm_ds *response(hub *h, const qr_ident *id, const qr_sql *q, PGresult *res, int r)
+{
+	dh_dcm_ds *rsp = NULL;
+	if (dh_dcm_ds_new(&rsp) != 0)
+		return NULL;
+	dh_dcm_ds_put(rsp, DH_TAG(0x0008, 0x0005), "ISO_IR 192");
+	dh_dcm_ds_put(rsp, DH_TAG(0x0008, 0x0052), LEVEL_NAME[q->level]);
+	dh_dcm_ds_put(rsp, DH_TAG(0x0008, 0x0054), h->cfg.ae_title);
+	/* every key asked for is answered, empty when it has no value at this level */
+	for (int k = 0; k < id->n_keys; k++)
+		dh_dcm_ds_put(rsp, id->key[k].tag, "");
+	for (int c = 0; c < q->n_cols; c++) {
+		if (PQgetisnull(res, r, c + 1))
+			continue;
+		const char *v = PQgetvalue(res, r, c + 1);
+		if (q->col[c].seq)
+			put_seq(rsp, v);
+		else
+			dh_dcm_ds_put(rsp, q->col[c].tag, v);
+	}
+	return rsp;
+}
+
+int qr_find(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
+{
+	const int timeout = (int)h->cfg.dimse_timeout;
+	dh_dcm_ds *ident = NULL;
+	extracted *x = NULL;
+	qr_sql q;
+	PGconn *c = NULL;
+	PGresult *res = NULL;
+	dh_db_err err;
+	char msg[512] = "";
+	int rc = -1, broken = 0, in_tx = 0, matches = 0;
+	unsigned int status = ST_SUCCESS;
+
+	memset(&q, 0, sizeof(q));
+	memset(&err, 0, sizeof(err));
+	if (dh_dcm_receive_dataset(a, timeout, &ident, msg, sizeof(msg)) != DH_DCM_OK) {
+		DH_WARN("C-FIND: cannot receive the identifier: %s", msg);
+		goto done;
+	}
+	x = calloc(1, sizeof(*x));
+	if (!x || extract(ident, cmd->sop_class, x) < 0) {
+		status = ST_UNABLE;
+		snprintf(msg, sizeof(msg), "out of memory");
+		goto answer;
+	}
+	int qb = qr_query_build(&x->id, &q, msg, sizeof(msg));
+	if (qb == QR_A900) {
+		DH_INFO("C-FIND refused (A900): %s", msg);
+		status = ST_NO_MATCH_CLASS;
+		goto answer;
+	}
+	if (qb != 0) {
+		status = ST_UNABLE;
+		snprintf(msg, sizeof(msg), "out of memory");
+		goto answer;
+	}
+	DH_DEBUG("C-FIND %s level: %s", LEVEL_NAME[q.level], q.sql);
+	c = dh_db_get(h->db, &err);
+	if (!c) {
+		DH_WARN("C-FIND: database unavailable: %s", err.msg);
+		status = ST_UNABLE;
+		snprintf(msg, sizeof(msg), "database unavailable");
+		goto answer;
+	}
+	/* a cursor needs a transaction; READ ONLY documents that nothing changes */
+	if (dh_db_exec(c, "BEGIN READ ONLY", 0, NULL, &err) < 0)
+		goto db_failed;
+	in_tx = 1;
+	{
+		size_t len = strlen(q.sql) + 64;
+		char *decl = malloc(len);
+		if (!decl) {
+			status = ST_UNABLE;
+			snprintf(msg, sizeof(msg), "out of memory");
+			goto answer;
+		}
+		snprintf(decl, len, "DECLARE qr_find_cur NO SCROLL CURSOR FOR %s", q.sql);
+		int e = dh_db_exec(c, decl, q.n_params, (const char *const *)q.params, &err);
+		free(decl);
+		if (e < 0)
+			goto db_failed;
+	}
+	for (;;) {
+		res = dh_db_query(c, "FETCH " BATCH " FROM qr_find_cur", 0, NULL, &err);
+		if (!res)
+			goto db_failed;
+		int rows = PQntuples(res);
+		for (int r = 0; r < rows; r++) {
+			int cancel = dh_dcm_check_cancel(a, cmd->msg_id);
+			if (cancel == DH_DCM_ABORTED)
+				goto done; /* association broken */
+			/*
+			 * Any other error means a message was read that did not pass
+			 * DIMSE_checkForCancelRQ's checks: the adapter (dcm.cc) passes
+			 * presentation context 0, so a genuine C-CANCEL-RQ on our context
+			 * comes back as an error too. Treat it as a cancel; if the
+			 * association is really gone the final response fails below.
+			 */
+			if (cancel == 1 || cancel < 0) {
+				DH_INFO("C-FIND cancelled after %d matches", matches);
+				status = ST_CANCEL;
+				goto answer;
+			}
+			dh_dcm_ds *rsp = response(h, &x->id, &q, res, r);
+			if (!rsp) {
+				status = ST_UNABLE;
+				snprintf(msg, sizeof(msg), "out of memory");
+				goto answer;
+			}
+			int s = dh_dcm_send_response(a, cmd, ST_PENDING, rsp, NULL, NULL);
+			dh_dcm_ds_free(rsp);
+			if (s != DH_DCM_OK)
+				goto done;
+			matches++;
+		}
+		PQclear(res);
+		res = NULL;
+		if (rows == 0)
+			break;
+	}
+	DH_INFO("C-FIND %s level: %d matches", LEVEL_NAME[q.level], matches);
+	goto answer;
+
+db_failed:
+	DH_WARN("C-FIND: database error: %s (%s)", err.msg, err.sqlstate);
+	broken = dh_db_conn_lost(c, &err);
+	status = ST_UNABLE;
+	snprintf(msg, sizeof(msg), "database error");
+answer:
+	rc = dh_dcm_send_response(a, cmd, status, NULL, status == ST_SUCCESS || status == ST_CANCEL ? NULL : msg,
+				  NULL) == DH_DCM_OK ? 0 : -1;
+done:
+	PQclear(res);
+	if (c) {
+		if (in_tx && !broken)
+			PQclear(PQexec(c, "ROLLBACK")); /* read only: ending it either way is the same */
+		if (!broken && PQstatus(c) != CONNECTION_OK)
+			broken = 1;
+		dh_db_put(h->db, c, broken);
+	}
+	qr_sql_free(&q);
+	extracted_free(x);
+	dh_dcm_ds_free(ident);
+	return rc;
+}
