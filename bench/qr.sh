@@ -120,7 +120,7 @@ alive() {
 # Stops what this subshell started besides hubd (storescp, dcmqrscp and the
 # latter's forked children) before lib.sh's cleanup stops PostgreSQL.
 bench_on_exit() {
-  local p i left
+  local p left
   [ ${#bench_pids[@]} -gt 0 ] || return 0
   for p in "${bench_pids[@]}"; do
     if alive "$p"; then
@@ -128,7 +128,7 @@ bench_on_exit() {
       kill -TERM "$p" 2>/dev/null
     fi
   done
-  for i in $(seq 1 150); do
+  for _ in $(seq 1 150); do
     left=0
     for p in "${bench_pids[@]}"; do if alive "$p"; then left=1; fi; done
     [ "$left" -eq 1 ] || break
@@ -154,8 +154,8 @@ bench_setup() {
 }
 
 wait_echo() {
-  local pid=$1 ae=$2 port=$3 i
-  for i in $(seq 1 300); do
+  local pid=$1 ae=$2 port=$3
+  for _ in $(seq 1 300); do
     alive "$pid" || { log "$ae (pid $pid) exited during start-up"; return 1; }
     echoscu -aet ECHOSCU -aec "$ae" 127.0.0.1 "$port" >/dev/null 2>&1 && return 0
     sleep 0.2
@@ -165,9 +165,9 @@ wait_echo() {
 }
 
 stop_pid() {
-  local pid=$1 i
+  local pid=$1
   kill -TERM "$pid" 2>/dev/null || return 0
-  for i in $(seq 1 150); do alive "$pid" || break; sleep 0.2; done
+  for _ in $(seq 1 150); do alive "$pid" || break; sleep 0.2; done
   if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
   wait "$pid" 2>/dev/null || true
 }
@@ -370,13 +370,16 @@ def run(cmd):
     return (time.perf_counter_ns() - t0) / 1e6, p
 bad = 0
 echo = []
-for i in range(min(limit, 50) + 3):
-    ms, p = run(["echoscu", "-aet", "ECHOSCU", "-aec", ae, "127.0.0.1", port])
-    if p.returncode != 0:
-        sys.exit("echoscu failed: " + p.stdout[-500:])
-    if i >= 3:
-        echo.append(ms)
-print("echo\t%d\t-\t%.2f\t%.2f\tok" % (len(echo), statistics.median(echo), p99(echo)))
+def echoes(n):
+    # the first three warm up; half before the queries, half after, so that
+    # the baseline sees the same machine load as the queries did
+    for i in range(n + 3):
+        ms, p = run(["echoscu", "-aet", "ECHOSCU", "-aec", ae, "127.0.0.1", port])
+        if p.returncode != 0:
+            sys.exit("echoscu failed: " + p.stdout[-500:])
+        if i >= 3:
+            echo.append(ms)
+echoes(max(1, min(limit, 50) // 2))
 for kind in kinds:
     times, counts, status = [], [], "ok"
     for i, (expected, level, keys) in enumerate(per[kind][:3] + per[kind]):
@@ -403,6 +406,8 @@ for kind in kinds:
     print("%s\t%d\t%s\t%.2f\t%.2f\t%s" % (kind, len(times), "%d-%d" % (min(counts), max(counts))
           if min(counts) != max(counts) else str(counts[0]), statistics.median(times), p99(times), status))
     sys.stdout.flush()
+echoes(max(1, min(limit, 50) // 2))
+print("echo\t%d\t-\t%.2f\t%.2f\tok" % (len(echo), statistics.median(echo), p99(echo)))
 sys.exit(bad)
 '
 
@@ -508,7 +513,7 @@ find_run() {
     [ -n "$kind" ] || continue
     record find "$size" "$target" "$kind" "$n" "$res" "$med" "$p99" "$status"
   done <<<"$out"
-  return $st
+  return "$st"
 }
 
 # The dcmqrscp copy of the 10k index: one small file per instance row
@@ -580,7 +585,7 @@ run_find() {
   gen_rows 0 $((SMALL / 100)) "$spath" "$fsize" "$fmd5"
   qsmall=$T/queries-$SMALL.tsv
   gen_queries $((SMALL / 100)) "$queries" >"$qsmall"
-  find_run "${HUB_AET:-DCMHUB}" "$HUB_PORT" "$qsmall" "$queries" $SMALL hubd || st=1
+  find_run "${HUB_AET:-DCMHUB}" "$HUB_PORT" "$qsmall" "$queries" "$SMALL" hubd || st=1
 
   # dcmqrscp on the same 10k records, read-only
   ref_index
@@ -591,9 +596,9 @@ run_find() {
   rpid=$!
   bench_pids+=("$rpid")
   if wait_echo "$rpid" DCMQRSCP "$rport"; then
-    find_run DCMQRSCP "$rport" "$qsmall" "$ref_queries" $SMALL dcmqrscp || st=1
+    find_run DCMQRSCP "$rport" "$qsmall" "$ref_queries" "$SMALL" dcmqrscp || st=1
   else
-    record find $SMALL dcmqrscp - 0 - - - "FAILED (did not start; see $T/dcmqrscp/dcmqrscp.log)"
+    record find "$SMALL" dcmqrscp - 0 - - - "FAILED (did not start; see $T/dcmqrscp/dcmqrscp.log)"
     st=1
   fi
   pkill -TERM -P "$rpid" 2>/dev/null || true
@@ -611,7 +616,7 @@ run_find() {
     find_run "${HUB_AET:-DCMHUB}" "$HUB_PORT" "$qbig" "$queries" "$big" hubd || st=1
   fi
   dh_hub_stop
-  [ $st -eq 0 ] || { log "some queries got wrong answers; folder kept: $T"; exit 1; }
+  [ "$st" -eq 0 ] || { log "some queries got wrong answers; folder kept: $T"; exit 1; }
 }
 
 # =============================================================== run =======
@@ -672,8 +677,10 @@ if [ $do_find -eq 1 ]; then
     index target kind queries matches median p99 net-med net-p99 status
   declare -A echo_med
   while IFS=$'\t' read -r _ size t kind n res med p99 status; do
+    [ "$kind" != echo ] || echo_med[$size.$t]=$med
+  done < <(grep '^find' "$results")
+  while IFS=$'\t' read -r _ size t kind n res med p99 status; do
     if [ "$kind" = echo ]; then
-      echo_med[$size.$t]=$med
       printf '%-9s %-9s %-18s %7s %9s %8s %8s %8s %8s  %s\n' "$size" "$t" "(echoscu)" "$n" - "$med" "$p99" - - "$status"
       continue
     fi
@@ -687,10 +694,12 @@ if [ $do_find -eq 1 ]; then
     END { for (x in k) if ((("hubd," x) in m) && (("dcmqrscp," x) in m) && m["hubd," x] > 0)
             printf "dcmqrscp/hubd median at %d, %-18s %6.2f\n", s, x, m["dcmqrscp," x] / m["hubd," x] }' "$results" | sort
   if [ "$big" -gt 0 ]; then
+    # the target applies to study-level queries; judged per kind on the net p99
     awk -F'\t' -v s="$big" '$1 == "find" && $2 == s && $3 == "hubd" {
-        if ($4 == "echo") e = $7; else if ($4 ~ /^study:/ && $9 == "ok" && $8 > w) { w = $8; wk = $4 } }
-      END { if (wk != "") printf "study-level p99 at %d: worst %s %.2f ms, net %.2f ms (target < 20 ms: %s)\n",
-              s, wk, w, w - e, (w - e < 20) ? "met" : "NOT met" }' "$results"
+        if ($4 == "echo") e = $7; else if ($4 ~ /^study:/ && $9 == "ok") { n++; k[n] = $4; p[n] = $8; m[n] = $6 } }
+      END { for (i = 1; i <= n; i++)
+              printf "study-level p99 at %d, %-18s net %7.2f ms (%s matches; target < 20 ms: %s)\n",
+                s, k[i], p[i] - e, m[i], (p[i] - e < 20) ? "met" : "NOT met" }' "$results"
   fi
   echo "dcmqrscp is compared at $SMALL instances only: it scans its whole index file (8 KiB per"
   echo "instance) for every query, so its latency grows linearly with the archive and 1M is out of its reach."

@@ -18,6 +18,7 @@
 #include "dcm.h"
 
 #include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcostrmb.h>
 #include <dcmtk/dcmdata/dcostrmf.h>
 #include <dcmtk/dcmdata/dcpath.h>
@@ -810,19 +811,15 @@ static OFCondition write_pdvs(dh_dcm_assoc *a, int pc_id, int type, const unsign
  * would not survive). An odd byte count is padded with one zero byte, as
  * PDV fragments must be even.
  */
-static OFCondition send_raw_store(dh_dcm_assoc *a, int pc_id, const T_DIMSE_C_StoreRQ *rq, const char *path)
+static long dataset_offset_buf(const unsigned char *b, size_t n);
+
+static OFCondition send_raw_store(dh_dcm_assoc *a, int pc_id, const T_DIMSE_C_StoreRQ *rq,
+				  const unsigned char *file, size_t file_len)
 {
-	long off = dh_dcm_file_dataset_offset(path);
-	FILE *f = off >= 0 ? fopen(path, "rb") : NULL;
-	if (!f)
+	long off = dataset_offset_buf(file, file_len);
+	if (off < 0)
 		return DIMSE_SENDFAILED;
-	std::vector<unsigned char> data;
-	fseek(f, off, SEEK_SET);
-	unsigned char chunk[65536];
-	size_t n;
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		data.insert(data.end(), chunk, chunk + n);
-	fclose(f);
+	std::vector<unsigned char> data(file + off, file + file_len);
 	if (data.size() % 2)
 		data.push_back(0);
 
@@ -885,7 +882,18 @@ extern "C" int dh_dcm_store_file_ex(dh_dcm_assoc *a, int pc_id, const char *path
 	}
 	OFCondition c;
 	if (raw) {
-		c = send_raw_store(a, pc_id, &rq.msg.CStoreRQ, path);
+		std::vector<unsigned char> file;
+		FILE *f = fopen(path, "rb");
+		if (!f) {
+			set_err_text(err, errlen, "cannot open the file to send");
+			return DH_DCM_ERROR;
+		}
+		unsigned char chunk[65536];
+		size_t n;
+		while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+			file.insert(file.end(), chunk, chunk + n);
+		fclose(f);
+		c = send_raw_store(a, pc_id, &rq.msg.CStoreRQ, file.data(), file.size());
 	} else {
 		DcmFileFormat ff;
 		c = ff.loadFile(path);
@@ -897,6 +905,53 @@ extern "C" int dh_dcm_store_file_ex(dh_dcm_assoc *a, int pc_id, const char *path
 				ds->chooseRepresentation(x.getXfer(), NULL);
 			c = DIMSE_sendMessageUsingMemoryData(a->assoc, (T_ASC_PresentationContextID)pc_id, &rq, NULL,
 							     ds, NULL, NULL);
+		}
+	}
+	if (c.bad()) {
+		set_err(err, errlen, "cannot send C-STORE", c);
+		return DH_DCM_ERROR;
+	}
+	return await_response(a, timeout_s, status, NULL, err, errlen);
+}
+
+extern "C" int dh_dcm_store_buffer(dh_dcm_assoc *a, int pc_id, const unsigned char *buf, size_t len, int raw,
+				   const char *sop_class, const char *sop_instance, const char *move_orig_ae,
+				   unsigned int move_orig_msg_id, int timeout_s, unsigned int *status, char *err,
+				   size_t errlen)
+{
+	T_DIMSE_Message rq;
+	memset(&rq, 0, sizeof(rq));
+	rq.CommandField = DIMSE_C_STORE_RQ;
+	rq.msg.CStoreRQ.MessageID = a->assoc->nextMsgID++;
+	copy_str(rq.msg.CStoreRQ.AffectedSOPClassUID, sizeof(DIC_UI), sop_class);
+	copy_str(rq.msg.CStoreRQ.AffectedSOPInstanceUID, sizeof(DIC_UI), sop_instance);
+	rq.msg.CStoreRQ.Priority = DIMSE_PRIORITY_MEDIUM;
+	rq.msg.CStoreRQ.DataSetType = DIMSE_DATASET_PRESENT;
+	if (move_orig_ae && *move_orig_ae) {
+		copy_str(rq.msg.CStoreRQ.MoveOriginatorApplicationEntityTitle, sizeof(DIC_AE), move_orig_ae);
+		rq.msg.CStoreRQ.MoveOriginatorID = (DIC_US)move_orig_msg_id;
+		rq.msg.CStoreRQ.opts = O_STORE_MOVEORIGINATORAETITLE | O_STORE_MOVEORIGINATORID;
+	}
+	OFCondition c;
+	if (raw) {
+		c = send_raw_store(a, pc_id, &rq.msg.CStoreRQ, buf, len);
+	} else {
+		DcmFileFormat ff;
+		DcmInputBufferStream in;
+		in.setBuffer(buf, (offile_off_t)len);
+		in.setEos();
+		ff.transferInit();
+		c = ff.read(in, EXS_Unknown, EGL_noChange);
+		ff.transferEnd();
+		if (c.good()) {
+			DcmDataset *ds = ff.getDataset();
+			const char *ts = dh_dcm_assoc_pc_ts(a, pc_id);
+			DcmXfer x(ts ? ts : DH_TS_IMPLICIT_LE);
+			if (ds->getOriginalXfer() != x.getXfer())
+				c = ds->chooseRepresentation(x.getXfer(), NULL);
+			if (c.good())
+				c = DIMSE_sendMessageUsingMemoryData(a->assoc, (T_ASC_PresentationContextID)pc_id, &rq,
+								     NULL, ds, NULL, NULL);
 		}
 	}
 	if (c.bad()) {
@@ -1161,45 +1216,41 @@ extern "C" int dh_dcm_ds_save(dh_dcm_ds *ds, const char *path, const char *ts, c
 	return DH_DCM_OK;
 }
 
+/* Byte offset of the data set in a DICOM file held in memory (0 without meta), or -1. */
+static long dataset_offset_buf(const unsigned char *b, size_t n)
+{
+	if (n < 132 || memcmp(b + 128, "DICM", 4) != 0)
+		return 0;
+	size_t off = 132;
+	/* group 0002 elements are always explicit VR little endian */
+	while (off + 8 <= n && (b[off] | (b[off + 1] << 8)) == 0x0002) {
+		char vr[3] = { (char)b[off + 4], (char)b[off + 5], 0 };
+		unsigned long vlen;
+		size_t hdr;
+		if (!strcmp(vr, "OB") || !strcmp(vr, "OW") || !strcmp(vr, "SQ") || !strcmp(vr, "UN") ||
+		    !strcmp(vr, "UT") || !strcmp(vr, "UC") || !strcmp(vr, "UR")) {
+			if (off + 12 > n)
+				return -1;
+			vlen = (unsigned long)b[off + 8] | ((unsigned long)b[off + 9] << 8) |
+			       ((unsigned long)b[off + 10] << 16) | ((unsigned long)b[off + 11] << 24);
+			hdr = 12;
+		} else {
+			vlen = (unsigned long)(b[off + 6] | (b[off + 7] << 8));
+			hdr = 8;
+		}
+		off += hdr + vlen;
+	}
+	return off <= n ? (long)off : -1;
+}
+
 extern "C" long dh_dcm_file_dataset_offset(const char *path)
 {
-	/* preamble (128) + "DICM" + group 0002 elements, which are always explicit VR LE */
+	/* the meta header is small: its first 64 KiB are plenty */
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return -1;
-	unsigned char pre[132];
-	long off = -1;
-	if (fread(pre, 1, 132, f) != 132 || memcmp(pre + 128, "DICM", 4) != 0) {
-		off = 0; /* no meta header: the file is the data set */
-		goto done;
-	}
-	off = 132;
-	for (;;) {
-		unsigned char h[12];
-		if (fseek(f, off, SEEK_SET) != 0 || fread(h, 1, 8, f) != 8)
-			goto done;
-		unsigned group = (unsigned)(h[0] | (h[1] << 8));
-		if (group != 0x0002)
-			goto done;
-		char vr[3] = { (char)h[4], (char)h[5], 0 };
-		unsigned long vlen;
-		long hdr;
-		if (!strcmp(vr, "OB") || !strcmp(vr, "OW") || !strcmp(vr, "SQ") || !strcmp(vr, "UN") ||
-		    !strcmp(vr, "UT") || !strcmp(vr, "UC") || !strcmp(vr, "UR")) {
-			if (fread(h + 8, 1, 4, f) != 4) {
-				off = -1;
-				goto done;
-			}
-			vlen = (unsigned long)h[8] | ((unsigned long)h[9] << 8) | ((unsigned long)h[10] << 16) |
-			       ((unsigned long)h[11] << 24);
-			hdr = 12;
-		} else {
-			vlen = (unsigned long)(h[6] | (h[7] << 8));
-			hdr = 8;
-		}
-		off += hdr + (long)vlen;
-	}
-done:
+	std::vector<unsigned char> head(65536);
+	size_t n = fread(head.data(), 1, head.size(), f);
 	fclose(f);
-	return off;
+	return dataset_offset_buf(head.data(), n);
 }

@@ -248,6 +248,15 @@ int dh_dcm_store_file_ex(dh_dcm_assoc *a, int pc_id, const char *path, int raw,
 			 unsigned int *status, char *err, size_t errlen);
 
 /*
+ * Same as dh_dcm_store_file_ex for an object held in memory (a complete
+ * DICOM file: preamble, meta, data set), e.g. read from a TAR member.
+ */
+int dh_dcm_store_buffer(dh_dcm_assoc *a, int pc_id, const unsigned char *buf, size_t len, int raw,
+			const char *sop_class, const char *sop_instance, const char *move_orig_ae,
+			unsigned int move_orig_msg_id, int timeout_s, unsigned int *status, char *err,
+			size_t errlen);
+
+/*
  * Non-blocking look for a C-CANCEL-RQ for msg_id (on the context of the
  * last command received, where it must arrive). Returns 1 when one
  * arrived, 0 when none is waiting, DH_DCM_ABORTED/DH_DCM_ERROR when the

@@ -29,6 +29,7 @@ static void usage(FILE *out)
 		"  tars SERIES_UID\n"
 		"                 the TAR files of a series\n"
 		"  verify VOLUME  check every TAR of a volume against the index and its manifest\n"
+		"  cat SOP_UID    write an object's bytes (from the cache or its TAR) to stdout\n"
 		"\n"
 		"Options:\n"
 		"  -c, --config FILE   hubd's configuration file (default: built-in defaults)\n"

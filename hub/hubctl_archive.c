@@ -9,8 +9,9 @@
  * (that is how hubd reads it). Problems are listed, summarised, and make
  * the exit status 1.
  */
-#define HUB_WANT_LIBARCHIVE
-#include <archive.h> /* hub/archive.h, which pulls in libarchive's */
+#include "nearline.h"
+
+#include <archive.h>
 
 #include "hash.h"
 #include "hubctl_archive.h"

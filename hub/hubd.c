@@ -6,7 +6,7 @@
  * of a crash, the database schema, and only then the listener, so that a
  * hub that accepts associations can also store what they send.
  */
-#include "archive.h"
+#include "nearline.h"
 #include "hub.h"
 
 #include "durable.h"

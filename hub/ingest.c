@@ -331,8 +331,10 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 				} else {
 					d->stored = 1;
 				}
+				/* new content: it is archived afresh (the old TAR keeps the old bytes) */
 				x(t, "UPDATE instance SET file_path = $2, file_size = $3::bigint, md5 = $4, "
-				     "transfer_syntax = $5, source_ae = $6, received_at = now() WHERE pk = $1::bigint",
+				     "transfer_syntax = $5, source_ae = $6, received_at = now(), "
+				     "tar_fk = NULL, tar_offset = NULL, tar_size = NULL WHERE pk = $1::bigint",
 				  6, up);
 				d->status = coerced ? ST_COERCED : ST_SUCCESS;
 				snprintf(d->hub_sop_uid, sizeof(d->hub_sop_uid), "%s", o->sop_uid);
@@ -580,7 +582,7 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 	}
 	if (d.stored) {
 		tmp[0] = '\0'; /* it is the cache's now */
-		if (d.old_file[0]) {
+		if (d.old_file[0]) { /* empty when the old copy had been evicted to a TAR */
 			char old[1200];
 			snprintf(old, sizeof(old), "%s/%s", cache, d.old_file);
 			unlink(old);

@@ -29,6 +29,7 @@
  */
 #include "hub.h"
 #include "log.h"
+#include "nearline.h"
 #include "qr.h"
 
 #include <libpq-fe.h>
@@ -55,7 +56,8 @@ typedef struct {
 	char *sop_uid;
 	char *sop_class;
 	char *ts;
-	char *path; /* absolute */
+	char *path; /* absolute cache path; NULL when evicted (read from its TAR) */
+	char *pk;   /* instance primary key, to locate evicted objects */
 } move_obj;
 
 typedef struct {
@@ -70,6 +72,7 @@ static void move_set_free(move_set *s)
 		free(s->objs[i].sop_class);
 		free(s->objs[i].ts);
 		free(s->objs[i].path);
+		free(s->objs[i].pk);
 	}
 	if (s)
 		free(s->objs);
@@ -197,7 +200,7 @@ static int select_objects(hub *h, const move_keys *k, const char *calling, move_
 	const char *params[5];
 	int np = 0;
 	size_t off = (size_t)snprintf(sql, sizeof(sql),
-		"SELECT i.sop_uid, i.sop_class_uid, i.transfer_syntax, i.file_path "
+		"SELECT i.sop_uid, i.sop_class_uid, i.transfer_syntax, i.file_path, i.pk "
 		"FROM instance i JOIN series se ON se.pk = i.series_fk "
 		"JOIN study st ON st.pk = se.study_fk JOIN patient p ON p.pk = st.patient_fk WHERE true");
 	/* multiple values ("a\b") are lists of UIDs: string_to_array splits them in the server */
@@ -231,10 +234,12 @@ static int select_objects(hub *h, const move_keys *k, const char *calling, move_
 		o->sop_uid = strdup(PQgetvalue(r, i, 0));
 		o->sop_class = strdup(PQgetvalue(r, i, 1));
 		o->ts = strdup(PQgetvalue(r, i, 2));
-		if (asprintf(&o->path, "%s/%s", h->cfg.cache_dir, PQgetvalue(r, i, 3)) < 0)
-			o->path = NULL;
+		o->pk = strdup(PQgetvalue(r, i, 4));
+		if (!PQgetisnull(r, i, 3) &&
+		    asprintf(&o->path, "%s/%s", h->cfg.cache_dir, PQgetvalue(r, i, 3)) < 0)
+			goto done;
 		set->n = i + 1;
-		if (!o->sop_uid || !o->sop_class || !o->ts || !o->path)
+		if (!o->sop_uid || !o->sop_class || !o->ts || !o->pk)
 			goto done;
 	}
 	rc = 0;
@@ -245,6 +250,7 @@ done:
 }
 
 /* ---- the association to the destination ---------------------------------- */
+
 
 static const char *const fallback_ts[] = { DH_TS_EXPLICIT_LE, DH_TS_IMPLICIT_LE };
 
@@ -300,6 +306,45 @@ static void add_failed(move_run *m, const char *uid)
 		p[m->failed_len++] = '\\';
 	memcpy(p + m->failed_len, uid, n + 1);
 	m->failed_len += n;
+}
+
+/*
+ * Sends one object from wherever it is: the online cache, or its TAR member
+ * on a nearline volume (read at its offset and MD5-checked, never extracted
+ * to disk). An offline volume or damaged bytes fail the sub-operation.
+ */
+static int send_object(hub *h, dh_dcm_assoc *d, int pc, int raw, const move_obj *o, move_run *m,
+		       unsigned int *st, char *err, size_t errlen)
+{
+	const int timeout = (int)h->cfg.dimse_timeout;
+	const char *orig = dh_dcm_assoc_calling_ae(m->req);
+	if (o->path)
+		return dh_dcm_store_file_ex(d, pc, o->path, raw, o->sop_class, o->sop_uid, orig, m->cmd->msg_id,
+					    timeout, st, err, errlen);
+	archive_loc loc;
+	dh_db_err dberr = { "", "" };
+	PGconn *c = dh_db_get(h->db, &dberr);
+	if (!c) {
+		snprintf(err, errlen, "index database unavailable");
+		return DH_DCM_ERROR;
+	}
+	int lr = archive_locate(h, c, o->pk, &loc, &dberr);
+	dh_db_put(h->db, c, lr < 0 && dh_db_conn_lost(c, &dberr));
+	if (lr < 0) {
+		snprintf(err, errlen, "%.200s", dberr.msg);
+		return DH_DCM_ERROR;
+	}
+	if (loc.avail == AVAIL_ONLINE)
+		return dh_dcm_store_file_ex(d, pc, loc.path, raw, o->sop_class, o->sop_uid, orig, m->cmd->msg_id,
+					    timeout, st, err, errlen);
+	unsigned char *buf = NULL;
+	size_t len = 0;
+	if (archive_read(&loc, &buf, &len, err, errlen) < 0)
+		return DH_DCM_ERROR;
+	int rc = dh_dcm_store_buffer(d, pc, buf, len, raw, o->sop_class, o->sop_uid, orig, m->cmd->msg_id, timeout,
+				     st, err, errlen);
+	free(buf);
+	return rc;
 }
 
 /* Sends a response with the counters (and the failed list when there is one and ident is wanted). */
@@ -399,9 +444,7 @@ static unsigned int run_suboperations(move_run *m, const move_set *set, const hu
 			add_failed(m, o->sop_uid);
 		} else {
 			err[0] = '\0';
-			rc = dh_dcm_store_file_ex(d, pc, o->path, raw, o->sop_class, o->sop_uid,
-						  dh_dcm_assoc_calling_ae(m->req), m->cmd->msg_id,
-						  (int)h->cfg.dimse_timeout, &st, err, sizeof(err));
+			rc = send_object(h, d, pc, raw, o, m, &st, err, sizeof(err));
 			if (rc == DH_DCM_OK && st == 0x0000) {
 				m->counts[1]++;
 			} else if (rc == DH_DCM_OK && (st & 0xF000) == 0xB000) {

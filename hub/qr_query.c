@@ -10,6 +10,7 @@
  * against is described in sql/002_query.sql; the operators chosen here
  * (lower(col) LIKE/=, ~>=~, ~<=~) are the ones its indexes serve.
  */
+#include "nearline.h"
 #include "qr_query.h"
 
 #include <stdio.h>
@@ -454,6 +455,23 @@ static int parse_level(const char *v)
 	return -1;
 }
 
+/*
+ * Instance Availability (0008,0056) from the real state (nearline.h): the
+ * instance's own at IMAGE level, the worst of its instances for a series
+ * or a study (a study with one object on an offline volume is OFFLINE).
+ */
+static const char *availability_sql(int level, char *buf, size_t len)
+{
+	if (level == QR_LEVEL_IMAGE)
+		snprintf(buf, len, "%s", archive_avail_sql());
+	else if (level == QR_LEVEL_SERIES)
+		snprintf(buf, len, "(SELECT %s FROM instance i WHERE i.series_fk = se.pk)", archive_avail_agg_sql());
+	else
+		snprintf(buf, len, "(SELECT %s FROM series x JOIN instance i ON i.series_fk = x.pk "
+				   "WHERE x.study_fk = st.pk)", archive_avail_agg_sql());
+	return buf;
+}
+
 static void add_col(qr_sql *q, sbuf *sel, const char *expr, uint32_t tag, int seq)
 {
 	sb_add(sel, ", ");
@@ -640,11 +658,16 @@ int qr_query_build(const qr_ident *id, qr_sql *out, char *err, size_t errlen)
 
 	/* select list: the level's key plus every return key of this level and above */
 	static const char *const PK[4] = { "p.pk", "st.pk", "se.pk", "i.pk" };
+	char avail[1024];
 	sb_add(&sel, PK[level]);
 	for (int k = 0; k < id->n_keys && out->n_cols < QR_MAX_KEYS; k++) {
 		const keydef *d = find_key(id->key[k].tag);
 		if (!d || d->level > level)
 			continue;
+		if (d->tag == DH_TAG(0x0008, 0x0056)) {
+			add_col(out, &sel, availability_sql(level, avail, sizeof(avail)), d->tag, 0);
+			continue;
+		}
 		add_col(out, &sel, d->ret ? d->ret : d->col, d->tag, 0);
 	}
 	if (id->other_ids)

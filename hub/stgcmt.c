@@ -20,6 +20,7 @@
 
 #include "hash.h"
 #include "log.h"
+#include "nearline.h"
 #include "uid.h"
 
 #include <errno.h>
@@ -149,20 +150,51 @@ int stgcmt_action(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 
 /* ---- the delivery worker ------------------------------------------------ */
 
+/*
+ * 1 when the object's bytes are intact where they are now (the online cache
+ * or its TAR member on a nearline volume); 0 with why otherwise.
+ */
+static int verify_object(hub *h, PGconn *c, const char *pk, const char *md5_index, char *why, size_t len)
+{
+	archive_loc loc;
+	dh_db_err err = { "", "" };
+	char md5[DH_MD5_HEX_LEN + 1];
+	if (archive_locate(h, c, pk, &loc, &err) < 0) {
+		snprintf(why, len, "%.200s", err.msg);
+		return 0;
+	}
+	if (loc.avail == AVAIL_ONLINE) {
+		if (dh_md5_file(loc.path, md5) < 0) {
+			snprintf(why, len, "cannot read %.200s: %s", loc.path, strerror(errno));
+			return 0;
+		}
+		if (strcmp(md5, md5_index) != 0) {
+			snprintf(why, len, "MD5 differs from the index");
+			return 0;
+		}
+		return 1;
+	}
+	unsigned char *buf = NULL;
+	size_t n = 0;
+	int ok = archive_read(&loc, &buf, &n, why, len) == 0; /* checks the MD5 itself */
+	free(buf);
+	return ok;
+}
+
 /* Decides each item of txn and builds the event information. Returns the event type or -1. */
 static int evaluate(hub *h, PGconn *c, const char *txn, dh_dcm_ds *info, dh_db_err *err)
 {
 	const char *p[1] = { txn };
 	PGresult *r = dh_db_query(c,
-		"SELECT it.seq, it.sop_class_uid, it.sop_uid, i.sop_class_uid, i.file_path, i.md5 "
-		"FROM stgcmt_item it LEFT JOIN LATERAL (SELECT sop_class_uid, file_path, md5 FROM instance "
+		"SELECT it.seq, it.sop_class_uid, it.sop_uid, i.sop_class_uid, i.pk, i.md5 "
+		"FROM stgcmt_item it LEFT JOIN LATERAL (SELECT pk, sop_class_uid, md5 FROM instance "
 		"  WHERE sop_uid = it.sop_uid OR received_sop_uid = it.sop_uid "
 		"  ORDER BY (sop_uid = it.sop_uid) DESC LIMIT 1) i ON true "
 		"WHERE it.transaction_uid = $1 ORDER BY it.seq", 1, p, err);
 	if (!r)
 		return -1;
 	int ok = 0, failed = 0;
-	char path[96], file[1200], md5[DH_MD5_HEX_LEN + 1], reason[8];
+	char path[96], why[300], reason[8];
 	dh_dcm_ds_put(info, DH_TAG(0x0008, 0x1195), txn);
 	dh_dcm_ds_put(info, DH_TAG(0x0008, 0x0054), h->cfg.ae_title);
 	for (int i = 0; i < PQntuples(r); i++) {
@@ -172,13 +204,9 @@ static int evaluate(hub *h, PGconn *c, const char *txn, dh_dcm_ds *info, dh_db_e
 			reason_code = 0x0112; /* no such object instance */
 		} else if (strcmp(PQgetvalue(r, i, 3), cls) != 0) {
 			reason_code = 0x0119; /* class / instance conflict */
-		} else {
-			snprintf(file, sizeof(file), "%s/%s", h->cfg.cache_dir, PQgetvalue(r, i, 4));
-			if (dh_md5_file(file, md5) < 0 || strcmp(md5, PQgetvalue(r, i, 5)) != 0) {
-				reason_code = 0x0110; /* processing failure: not readable or not intact */
-				DH_ERROR("storage commitment %s: %s does not verify (%s)", txn, inst,
-					 errno ? strerror(errno) : "MD5 differs");
-			}
+		} else if (!verify_object(h, c, PQgetvalue(r, i, 4), PQgetvalue(r, i, 5), why, sizeof(why))) {
+			reason_code = 0x0110; /* processing failure: not readable or not intact */
+			DH_ERROR("storage commitment %s: %s does not verify: %s", txn, inst, why);
 		}
 		const char *seqtag = reason_code ? "(0008,1198)" : "(0008,1199)";
 		int idx = reason_code ? failed++ : ok++;

@@ -337,6 +337,21 @@ static void test_params_numbered(void)
 	qr_sql_free(&q);
 }
 
+static void test_known_tags(void)
+{
+	/* qr_find.c extracts exactly these; each has a level */
+	int n = qr_query_known_count(), found = 0;
+	CU_ASSERT(n > 30);
+	for (int k = 0; k < n; k++) {
+		CU_ASSERT(qr_query_tag_level(qr_query_known_tag(k)) >= 0);
+		found += qr_query_known_tag(k) == DH_TAG(0x0008, 0x0020);
+	}
+	CU_ASSERT_EQUAL(found, 1);
+	CU_ASSERT_EQUAL(qr_query_known_tag(n), 0);
+	CU_ASSERT_EQUAL(qr_query_tag_level(DH_TAG(0x0040, 0x0275)), QR_LEVEL_SERIES);
+	CU_ASSERT_EQUAL(qr_query_tag_level(DH_TAG(0x7FE0, 0x0010)), -1);
+}
+
 int main(void)
 {
 	if (CU_initialize_registry() != CUE_SUCCESS)
@@ -354,6 +369,7 @@ int main(void)
 	CU_add_test(s, "other patient IDs", test_other_patient_ids);
 	CU_add_test(s, "sequences", test_sequences);
 	CU_add_test(s, "parameters numbered", test_params_numbered);
+	CU_add_test(s, "known tags", test_known_tags);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	unsigned int failed = CU_get_number_of_failures();

@@ -103,6 +103,7 @@ f=
 for r in "$T"/q/all/rsp*.dcm; do
   if dcmdump -q +P 0020,000d "$r" | grep -q "\[$A1\]"; then f=$r; fi
 done
+[ -n "$f" ] || dh_fail "no response for study A1"
 dh_assert_eq "1" "$(dcmdump -q +P 0020,1000 "$f" | sed -n 's/.*\[\(.*\)\].*/\1/p')" "A1: series count"
 dh_assert_eq "2" "$(dcmdump -q +P 0020,1208 "$f" | sed -n 's/.*\[\(.*\)\].*/\1/p')" "A1: instance count"
 dh_assert_eq "CT" "$(dcmdump -q +P 0008,0061 "$f" | sed -n 's/.*\[\(.*\)\].*/\1/p')" "A1: modalities"

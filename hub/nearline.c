@@ -1,5 +1,5 @@
 /*
- * archive.c - the nearline archive worker: packs stable series from the
+ * nearline.c - the nearline archive worker: packs stable series from the
  * online cache into TAR files on the [volume.*] volumes, evicts archived
  * objects from the cache, and reads objects wherever they are.
  *
@@ -26,8 +26,9 @@
  * never the last one. The index is updated first and the file unlinked
  * after commit: a crash in between only leaves an unindexed cache file.
  */
-#define HUB_WANT_LIBARCHIVE
-#include <archive.h> /* hub/archive.h, which pulls in libarchive's */
+#include "nearline.h"
+
+#include <archive.h>
 
 #include "durable.h"
 #include "hash.h"

@@ -1,5 +1,5 @@
 /*
- * archive.h - nearline archive: series-level TAR files on volumes, cache
+ * nearline.h - nearline archive: series-level TAR files on volumes, cache
  * eviction and reading an object wherever it is (seeds/kb-13876, conformance
  * Table 2-13 image states).
  *
@@ -10,18 +10,8 @@
  * TAR is never rewritten. The same worker evicts archived objects from the
  * cache between the high and low watermarks.
  */
-#ifndef HUB_ARCHIVE_H
-#define HUB_ARCHIVE_H
-
-/*
- * This header's name hides libarchive's <archive.h> (hub/ is on the include
- * path first). Sources that need libarchive define HUB_WANT_LIBARCHIVE and
- * include this header as <archive.h>; #include_next then reaches
- * libarchive's. Renaming this header would remove the need.
- */
-#ifdef HUB_WANT_LIBARCHIVE
-#include_next <archive.h>
-#endif
+#ifndef HUB_NEARLINE_H
+#define HUB_NEARLINE_H
 
 #include "hub.h"
 
