@@ -149,7 +149,9 @@ int dh_cc_encode(const dh_cc *cc, uint8_t **buf, size_t *len);
 /*
  * Parses and validates len bytes (buf may be NULL when len is 0). Total: any
  * input gives either 0 and a valid cc in *out (the caller's), or -1, *out
- * NULL and the reason in why. Never reads outside buf[0..len).
+ * NULL and the reason in why. Never reads outside buf[0..len). Fields
+ * this build does not know (added by a newer schema) are dropped, so
+ * encoding a decoded cc gives its canonical form.
  */
 int dh_cc_decode(const uint8_t *buf, size_t len, dh_cc **out, char *why, size_t whylen);
 

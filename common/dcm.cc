@@ -858,15 +858,33 @@ extern "C" int dh_dcm_store_file(dh_dcm_assoc *a, int pc_id, const char *path, i
 				 const char *sop_class, const char *sop_instance, int timeout_s,
 				 unsigned int *status, char *err, size_t errlen)
 {
-	return dh_dcm_store_file_ex(a, pc_id, path, raw, sop_class, sop_instance, NULL, 0, timeout_s, status,
-				    err, errlen);
+	return dh_dcm_store_file_ex(a, pc_id, path, raw, sop_class, sop_instance, NULL, 0, NULL, 0, timeout_s,
+				    status, err, errlen);
+}
+
+/* Applies the index's values to a data set that is about to leave the hub. */
+static OFCondition apply_overrides(DcmFileFormat &ff, const dh_dcm_override *ov, int n_ov)
+{
+	DcmDataset *ds = ff.getDataset();
+	for (int i = 0; i < n_ov; i++) {
+		DcmTagKey key((Uint16)(ov[i].tag >> 16), (Uint16)(ov[i].tag & 0xFFFF));
+		OFCondition c = ds->putAndInsertString(key, ov[i].value ? ov[i].value : "");
+		if (c.bad())
+			return c;
+		if (key == DCM_SOPInstanceUID)
+			ff.getMetaInfo()->putAndInsertString(DCM_MediaStorageSOPInstanceUID, ov[i].value);
+	}
+	return EC_Normal;
 }
 
 extern "C" int dh_dcm_store_file_ex(dh_dcm_assoc *a, int pc_id, const char *path, int raw,
 				    const char *sop_class, const char *sop_instance,
-				    const char *move_orig_ae, unsigned int move_orig_msg_id, int timeout_s,
+				    const char *move_orig_ae, unsigned int move_orig_msg_id,
+				    const dh_dcm_override *ov, int n_ov, int timeout_s,
 				    unsigned int *status, char *err, size_t errlen)
 {
+	if (n_ov > 0)
+		raw = 0;
 	T_DIMSE_Message rq;
 	memset(&rq, 0, sizeof(rq));
 	rq.CommandField = DIMSE_C_STORE_RQ;
@@ -897,6 +915,8 @@ extern "C" int dh_dcm_store_file_ex(dh_dcm_assoc *a, int pc_id, const char *path
 	} else {
 		DcmFileFormat ff;
 		c = ff.loadFile(path);
+		if (c.good())
+			c = apply_overrides(ff, ov, n_ov);
 		if (c.good()) {
 			DcmDataset *ds = ff.getDataset();
 			const char *ts = dh_dcm_assoc_pc_ts(a, pc_id);
@@ -916,9 +936,11 @@ extern "C" int dh_dcm_store_file_ex(dh_dcm_assoc *a, int pc_id, const char *path
 
 extern "C" int dh_dcm_store_buffer(dh_dcm_assoc *a, int pc_id, const unsigned char *buf, size_t len, int raw,
 				   const char *sop_class, const char *sop_instance, const char *move_orig_ae,
-				   unsigned int move_orig_msg_id, int timeout_s, unsigned int *status, char *err,
-				   size_t errlen)
+				   unsigned int move_orig_msg_id, const dh_dcm_override *ov, int n_ov,
+				   int timeout_s, unsigned int *status, char *err, size_t errlen)
 {
+	if (n_ov > 0)
+		raw = 0;
 	T_DIMSE_Message rq;
 	memset(&rq, 0, sizeof(rq));
 	rq.CommandField = DIMSE_C_STORE_RQ;
@@ -943,6 +965,8 @@ extern "C" int dh_dcm_store_buffer(dh_dcm_assoc *a, int pc_id, const unsigned ch
 		ff.transferInit();
 		c = ff.read(in, EXS_Unknown, EGL_noChange);
 		ff.transferEnd();
+		if (c.good())
+			c = apply_overrides(ff, ov, n_ov);
 		if (c.good()) {
 			DcmDataset *ds = ff.getDataset();
 			const char *ts = dh_dcm_assoc_pc_ts(a, pc_id);

@@ -238,13 +238,22 @@ int dh_dcm_store_file(dh_dcm_assoc *a, int pc_id, const char *path, int raw,
 		      const char *sop_class, const char *sop_instance, int timeout_s,
 		      unsigned int *status, char *err, size_t errlen);
 
+/* An attribute value to replace when an object leaves the hub (the index's truth). */
+typedef struct {
+	uint32_t tag;
+	const char *value;
+} dh_dcm_override;
+
 /*
  * Same as dh_dcm_store_file, as a C-MOVE sub-operation: move_orig_ae
- * (NULL: none) and move_orig_msg_id go into the C-STORE request.
+ * (NULL: none) and move_orig_msg_id go into the C-STORE request. With
+ * n_ov > 0 the data set is parsed, the overrides applied (SOP Instance UID
+ * also in the File Meta Information) and re-encoded, whatever raw says.
  */
 int dh_dcm_store_file_ex(dh_dcm_assoc *a, int pc_id, const char *path, int raw,
 			 const char *sop_class, const char *sop_instance,
-			 const char *move_orig_ae, unsigned int move_orig_msg_id, int timeout_s,
+			 const char *move_orig_ae, unsigned int move_orig_msg_id,
+			 const dh_dcm_override *ov, int n_ov, int timeout_s,
 			 unsigned int *status, char *err, size_t errlen);
 
 /*
@@ -253,8 +262,8 @@ int dh_dcm_store_file_ex(dh_dcm_assoc *a, int pc_id, const char *path, int raw,
  */
 int dh_dcm_store_buffer(dh_dcm_assoc *a, int pc_id, const unsigned char *buf, size_t len, int raw,
 			const char *sop_class, const char *sop_instance, const char *move_orig_ae,
-			unsigned int move_orig_msg_id, int timeout_s, unsigned int *status, char *err,
-			size_t errlen);
+			unsigned int move_orig_msg_id, const dh_dcm_override *ov, int n_ov, int timeout_s,
+			unsigned int *status, char *err, size_t errlen);
 
 /*
  * Non-blocking look for a C-CANCEL-RQ for msg_id (on the context of the

@@ -58,6 +58,11 @@ typedef struct {
 	char *ts;
 	char *path; /* absolute cache path; NULL when evicted (read from its TAR) */
 	char *pk;   /* instance primary key, to locate evicted objects */
+	/* the index's study and series UIDs when they differ from the file's
+	 * (the duplicate policy assigned new ones): applied when sending */
+	char *study_uid;
+	char *series_uid;
+	int render;
 } move_obj;
 
 typedef struct {
@@ -73,6 +78,8 @@ static void move_set_free(move_set *s)
 		free(s->objs[i].ts);
 		free(s->objs[i].path);
 		free(s->objs[i].pk);
+		free(s->objs[i].study_uid);
+		free(s->objs[i].series_uid);
 	}
 	if (s)
 		free(s->objs);
@@ -200,7 +207,9 @@ static int select_objects(hub *h, const move_keys *k, const char *calling, move_
 	const char *params[5];
 	int np = 0;
 	size_t off = (size_t)snprintf(sql, sizeof(sql),
-		"SELECT i.sop_uid, i.sop_class_uid, i.transfer_syntax, i.file_path, i.pk "
+		"SELECT i.sop_uid, i.sop_class_uid, i.transfer_syntax, i.file_path, i.pk, st.study_uid, "
+		"se.series_uid, (i.sop_uid <> i.received_sop_uid OR st.study_uid <> i.received_study_uid "
+		"OR EXISTS (SELECT 1 FROM uid_mapping m WHERE m.kind = 'series' AND m.new_uid = se.series_uid)) "
 		"FROM instance i JOIN series se ON se.pk = i.series_fk "
 		"JOIN study st ON st.pk = se.study_fk JOIN patient p ON p.pk = st.patient_fk WHERE true");
 	/* multiple values ("a\b") are lists of UIDs: string_to_array splits them in the server */
@@ -235,11 +244,14 @@ static int select_objects(hub *h, const move_keys *k, const char *calling, move_
 		o->sop_class = strdup(PQgetvalue(r, i, 1));
 		o->ts = strdup(PQgetvalue(r, i, 2));
 		o->pk = strdup(PQgetvalue(r, i, 4));
+		o->study_uid = strdup(PQgetvalue(r, i, 5));
+		o->series_uid = strdup(PQgetvalue(r, i, 6));
+		o->render = strcmp(PQgetvalue(r, i, 7), "t") == 0;
 		if (!PQgetisnull(r, i, 3) &&
 		    asprintf(&o->path, "%s/%s", h->cfg.cache_dir, PQgetvalue(r, i, 3)) < 0)
 			goto done;
 		set->n = i + 1;
-		if (!o->sop_uid || !o->sop_class || !o->ts || !o->pk)
+		if (!o->sop_uid || !o->sop_class || !o->ts || !o->pk || !o->study_uid || !o->series_uid)
 			goto done;
 	}
 	rc = 0;
@@ -318,9 +330,14 @@ static int send_object(hub *h, dh_dcm_assoc *d, int pc, int raw, const move_obj 
 {
 	const int timeout = (int)h->cfg.dimse_timeout;
 	const char *orig = dh_dcm_assoc_calling_ae(m->req);
+	/* the index is the truth: UIDs the hub assigned replace the file's */
+	const dh_dcm_override ov[3] = { { DH_TAG(0x0008, 0x0018), o->sop_uid },
+					{ DH_TAG(0x0020, 0x000D), o->study_uid },
+					{ DH_TAG(0x0020, 0x000E), o->series_uid } };
+	const int n_ov = o->render ? 3 : 0;
 	if (o->path)
 		return dh_dcm_store_file_ex(d, pc, o->path, raw, o->sop_class, o->sop_uid, orig, m->cmd->msg_id,
-					    timeout, st, err, errlen);
+					    ov, n_ov, timeout, st, err, errlen);
 	archive_loc loc;
 	dh_db_err dberr = { "", "" };
 	PGconn *c = dh_db_get(h->db, &dberr);
@@ -336,13 +353,13 @@ static int send_object(hub *h, dh_dcm_assoc *d, int pc, int raw, const move_obj 
 	}
 	if (loc.avail == AVAIL_ONLINE)
 		return dh_dcm_store_file_ex(d, pc, loc.path, raw, o->sop_class, o->sop_uid, orig, m->cmd->msg_id,
-					    timeout, st, err, errlen);
+					    ov, n_ov, timeout, st, err, errlen);
 	unsigned char *buf = NULL;
 	size_t len = 0;
 	if (archive_read(&loc, &buf, &len, err, errlen) < 0)
 		return DH_DCM_ERROR;
-	int rc = dh_dcm_store_buffer(d, pc, buf, len, raw, o->sop_class, o->sop_uid, orig, m->cmd->msg_id, timeout,
-				     st, err, errlen);
+	int rc = dh_dcm_store_buffer(d, pc, buf, len, raw, o->sop_class, o->sop_uid, orig, m->cmd->msg_id, ov,
+				     n_ov, timeout, st, err, errlen);
 	free(buf);
 	return rc;
 }

@@ -157,10 +157,31 @@ dh_setup() {
 	__dh_watchdog
 }
 
+# dh_bg CMD [ARG...]: runs a helper peer (storescp, ...) in the background with
+# its output in $T/bg.log; cleanup kills it even when the test fails. Sets DH_BG_LAST.
+DH_BG_PIDS=()
+dh_bg() {
+	"$@" >>"$T/bg.log" 2>&1 &
+	DH_BG_LAST=$!
+	DH_BG_PIDS+=("$DH_BG_LAST")
+}
+
+# dh_wait_echo PORT [AE]: waits (10 s at most) until a DICOM peer on PORT answers C-ECHO.
+dh_wait_echo() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		echoscu -aet ECHOSCU -aec "${2:-ANY-SCP}" 127.0.0.1 "$1" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	dh_fail "no DICOM peer answers on port $1"
+}
+
 dh_cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM ERR
 	set +e
+	local bgp
+	for bgp in "${DH_BG_PIDS[@]}"; do kill "$bgp" 2>/dev/null; done
 	if [ "$rc" -eq 0 ] && [ "$DH_FAILED" != 0 ]; then rc=$DH_FAILED; fi
 	if [ -n "$HUB_PID" ]; then
 		__dh_hub_terminate

@@ -36,6 +36,33 @@ dh_variant "$T/a.dcm" "$T/c.dcm" -gst -m "AccessionNumber=CCC333"
 dh_assert_eq b000 "$(status "$T/c.dcm")" "same SOP UID in another study"
 dh_assert_eq 3 "$(dh_psql "SELECT count(*) FROM instance WHERE received_sop_uid = '$sop'")" "three copies"
 
+# leaving the hub, each copy carries the UIDs the index gave it (never the duplicate)
+DEST_PORT=$(dh_free_port)
+mkdir -p "$T/out"
+dh_bg storescp -od "$T/out" "$DEST_PORT"
+scp=$DH_BG_LAST
+dh_wait_echo "$DEST_PORT"
+dh_hub_stop
+dh_hub_config "[remote.DEST]" "host = 127.0.0.1" "port = $DEST_PORT"
+dh_hub_start
+uid_of() { dcmdump +P "$1" "$2" | sed 's/.*\[\(.*\)\].*/\1/'; }
+for acc in AAA111 BBB222; do
+	st_uid=$(dh_psql "SELECT study_uid FROM study WHERE accession = '$acc'")
+	rm -f "$T"/out/*
+	movescu -S -aet MOVESCU -aec DCMHUB -aem DEST -k 0008,0052=STUDY -k "0020,000d=$st_uid" \
+		127.0.0.1 "$HUB_PORT" || dh_fail "C-MOVE of $acc"
+	got=$(ls "$T"/out/*)
+	want_sop=$(dh_psql "SELECT i.sop_uid FROM instance i JOIN series se ON se.pk = i.series_fk JOIN study st ON st.pk = se.study_fk WHERE st.accession = '$acc'")
+	dh_assert_eq "$want_sop" "$(uid_of 0008,0018 "$got")" "SOP Instance UID sent for $acc"
+	dh_assert_eq "$st_uid" "$(uid_of 0020,000d "$got")" "Study Instance UID sent for $acc"
+	dh_assert_eq "$want_sop" "$(uid_of 0002,0003 "$got")" "meta SOP Instance UID sent for $acc"
+	dh_assert_eq "$acc" "$(dcmdump +P 0008,0050 "$got" | sed 's/.*\[\(.*\)\].*/\1/')" "accession sent for $acc"
+	# the rendered object is still valid DICOM: no error the original did not have
+	new_err=$(comm -13 <(dciodvfy "$T/a.dcm" 2>&1 | grep '^Error' | sort -u) <(dciodvfy "$got" 2>&1 | grep '^Error' | sort -u) || true)
+	dh_assert_eq "" "$new_err" "dciodvfy errors added by rendering $acc"
+done
+kill "$scp" 2>/dev/null || true
+
 # the same image again into the same study: rejected by default
 dh_assert_eq 0110 "$(status "$T/a.dcm")" "duplicate in the same study rejected"
 dh_assert_eq 0110 "$(status "$T/b.dcm")" "duplicate of the BBB222 copy rejected too"

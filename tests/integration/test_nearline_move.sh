@@ -37,9 +37,9 @@ wait_evicted() { # all N objects archived and gone from the cache
 }
 wait_evicted 30
 
-storescp -od "$T/out" "$DEST_PORT" &
-scp=$!
-sleep 0.5
+dh_bg storescp -od "$T/out" "$DEST_PORT"
+scp=$DH_BG_LAST
+dh_wait_echo "$DEST_PORT"
 move() { movescu -S -aet MOVESCU -aec DCMHUB -aem DEST -k 0008,0052=STUDY -k "0020,000d=$study" 127.0.0.1 "$HUB_PORT"; }
 move || dh_fail "C-MOVE from the nearline archive failed"
 dh_assert_eq 30 "$(ls "$T/out" | wc -l)" "objects received from the archive"
