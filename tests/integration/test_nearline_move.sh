@@ -70,12 +70,17 @@ rc=0
 move >"$T/off.log" 2>&1 || rc=$?
 dh_assert_ne 0 "$rc" "C-MOVE status while the volume is offline"
 dh_assert_eq "$(dh_psql "SELECT count(*) FROM instance WHERE file_path IS NOT NULL")" "$(ls "$T/out" | wc -l)" "only objects still in the cache are sent"
-avail=$(findscu -S -aet FINDSCU -aec DCMHUB -k 0008,0052=STUDY -k "0020,000d=$study" -k 0008,0056 \
-	127.0.0.1 "$HUB_PORT" 2>&1 | grep -o 'OFFLINE\|NEARLINE\|ONLINE' | head -1 || true)
+availability() { # the study's Instance Availability (0008,0056) by C-FIND
+	findscu -v -S -aet FINDSCU -aec DCMHUB -k 0008,0052=STUDY -k "0020,000d=$study" -k 0008,0056 \
+		127.0.0.1 "$HUB_PORT" >"$T/find.log" 2>&1 || true
+	sed -n 's/.*(0008,0056) CS \[\([A-Z]*\) *\].*/\1/p' "$T/find.log" | head -1
+}
+avail=$(availability)
+[ -n "$avail" ] || cat "$T/find.log" >&2
 dh_assert_eq OFFLINE "$avail" "Instance Availability of the study while its volume is offline"
 "$HUBCTL" -c "$T/hub.conf" volume online NL1 >/dev/null
-avail=$(findscu -S -aet FINDSCU -aec DCMHUB -k 0008,0052=STUDY -k "0020,000d=$study" -k 0008,0056 \
-	127.0.0.1 "$HUB_PORT" 2>&1 | grep -o 'OFFLINE\|NEARLINE\|ONLINE' | head -1 || true)
+avail=$(availability)
+[ -n "$avail" ] || cat "$T/find.log" >&2
 dh_assert_eq NEARLINE "$avail" "Instance Availability once the volume is online (all evicted but two)"
 move || dh_fail "C-MOVE after the volume came back online"
 dh_assert_eq 32 "$(ls "$T/out" | wc -l)" "all objects once the volume is online again"
