@@ -877,29 +877,61 @@ static OFCondition apply_overrides(DcmFileFormat &ff, const dh_dcm_override *ov,
 	return EC_Normal;
 }
 
+/* The C-STORE request for one object (as a C-MOVE sub-operation when move_orig_ae is set). */
+static void store_rq(dh_dcm_assoc *a, const char *sop_class, const char *sop_instance, const char *move_orig_ae,
+		     unsigned int move_orig_msg_id, T_DIMSE_Message *rq)
+{
+	memset(rq, 0, sizeof(*rq));
+	rq->CommandField = DIMSE_C_STORE_RQ;
+	rq->msg.CStoreRQ.MessageID = a->assoc->nextMsgID++;
+	copy_str(rq->msg.CStoreRQ.AffectedSOPClassUID, sizeof(DIC_UI), sop_class);
+	copy_str(rq->msg.CStoreRQ.AffectedSOPInstanceUID, sizeof(DIC_UI), sop_instance);
+	rq->msg.CStoreRQ.Priority = DIMSE_PRIORITY_MEDIUM;
+	rq->msg.CStoreRQ.DataSetType = DIMSE_DATASET_PRESENT;
+	if (move_orig_ae && *move_orig_ae) {
+		copy_str(rq->msg.CStoreRQ.MoveOriginatorApplicationEntityTitle, sizeof(DIC_AE), move_orig_ae);
+		rq->msg.CStoreRQ.MoveOriginatorID = (DIC_US)move_orig_msg_id;
+		rq->msg.CStoreRQ.opts = O_STORE_MOVEORIGINATORAETITLE | O_STORE_MOVEORIGINATORID;
+	}
+}
+
+/* Applies the overrides to a parsed object, re-encodes it in the context's transfer syntax and sends it. */
+static OFCondition send_parsed(dh_dcm_assoc *a, int pc_id, T_DIMSE_Message *rq, DcmFileFormat &ff,
+			       const dh_dcm_override *ov, int n_ov)
+{
+	OFCondition c = apply_overrides(ff, ov, n_ov);
+	if (c.bad())
+		return c;
+	DcmDataset *ds = ff.getDataset();
+	const char *ts = dh_dcm_assoc_pc_ts(a, pc_id);
+	DcmXfer x(ts ? ts : DH_TS_IMPLICIT_LE);
+	if (ds->getOriginalXfer() != x.getXfer() && (c = ds->chooseRepresentation(x.getXfer(), NULL)).bad())
+		return c;
+	return DIMSE_sendMessageUsingMemoryData(a->assoc, (T_ASC_PresentationContextID)pc_id, rq, NULL, ds, NULL,
+					       NULL);
+}
+
+/* The response to a C-STORE just sent (or the error that kept it from being sent). */
+static int finish_store(dh_dcm_assoc *a, const OFCondition &c, int timeout_s, unsigned int *status, char *err,
+			size_t errlen)
+{
+	if (c.bad()) {
+		set_err(err, errlen, "cannot send C-STORE", c);
+		return DH_DCM_ERROR;
+	}
+	return await_response(a, timeout_s, status, NULL, err, errlen);
+}
+
 extern "C" int dh_dcm_store_file_ex(dh_dcm_assoc *a, int pc_id, const char *path, int raw,
 				    const char *sop_class, const char *sop_instance,
 				    const char *move_orig_ae, unsigned int move_orig_msg_id,
 				    const dh_dcm_override *ov, int n_ov, int timeout_s,
 				    unsigned int *status, char *err, size_t errlen)
 {
-	if (n_ov > 0)
-		raw = 0;
 	T_DIMSE_Message rq;
-	memset(&rq, 0, sizeof(rq));
-	rq.CommandField = DIMSE_C_STORE_RQ;
-	rq.msg.CStoreRQ.MessageID = a->assoc->nextMsgID++;
-	copy_str(rq.msg.CStoreRQ.AffectedSOPClassUID, sizeof(DIC_UI), sop_class);
-	copy_str(rq.msg.CStoreRQ.AffectedSOPInstanceUID, sizeof(DIC_UI), sop_instance);
-	rq.msg.CStoreRQ.Priority = DIMSE_PRIORITY_MEDIUM;
-	rq.msg.CStoreRQ.DataSetType = DIMSE_DATASET_PRESENT;
-	if (move_orig_ae && *move_orig_ae) {
-		copy_str(rq.msg.CStoreRQ.MoveOriginatorApplicationEntityTitle, sizeof(DIC_AE), move_orig_ae);
-		rq.msg.CStoreRQ.MoveOriginatorID = (DIC_US)move_orig_msg_id;
-		rq.msg.CStoreRQ.opts = O_STORE_MOVEORIGINATORAETITLE | O_STORE_MOVEORIGINATORID;
-	}
 	OFCondition c;
-	if (raw) {
+	store_rq(a, sop_class, sop_instance, move_orig_ae, move_orig_msg_id, &rq);
+	if (raw && n_ov == 0) {
 		std::vector<unsigned char> file;
 		FILE *f = fopen(path, "rb");
 		if (!f) {
@@ -916,22 +948,9 @@ extern "C" int dh_dcm_store_file_ex(dh_dcm_assoc *a, int pc_id, const char *path
 		DcmFileFormat ff;
 		c = ff.loadFile(path);
 		if (c.good())
-			c = apply_overrides(ff, ov, n_ov);
-		if (c.good()) {
-			DcmDataset *ds = ff.getDataset();
-			const char *ts = dh_dcm_assoc_pc_ts(a, pc_id);
-			DcmXfer x(ts ? ts : DH_TS_IMPLICIT_LE);
-			if (ds->getOriginalXfer() != x.getXfer())
-				ds->chooseRepresentation(x.getXfer(), NULL);
-			c = DIMSE_sendMessageUsingMemoryData(a->assoc, (T_ASC_PresentationContextID)pc_id, &rq, NULL,
-							     ds, NULL, NULL);
-		}
+			c = send_parsed(a, pc_id, &rq, ff, ov, n_ov);
 	}
-	if (c.bad()) {
-		set_err(err, errlen, "cannot send C-STORE", c);
-		return DH_DCM_ERROR;
-	}
-	return await_response(a, timeout_s, status, NULL, err, errlen);
+	return finish_store(a, c, timeout_s, status, err, errlen);
 }
 
 extern "C" int dh_dcm_store_buffer(dh_dcm_assoc *a, int pc_id, const unsigned char *buf, size_t len, int raw,
@@ -939,23 +958,10 @@ extern "C" int dh_dcm_store_buffer(dh_dcm_assoc *a, int pc_id, const unsigned ch
 				   unsigned int move_orig_msg_id, const dh_dcm_override *ov, int n_ov,
 				   int timeout_s, unsigned int *status, char *err, size_t errlen)
 {
-	if (n_ov > 0)
-		raw = 0;
 	T_DIMSE_Message rq;
-	memset(&rq, 0, sizeof(rq));
-	rq.CommandField = DIMSE_C_STORE_RQ;
-	rq.msg.CStoreRQ.MessageID = a->assoc->nextMsgID++;
-	copy_str(rq.msg.CStoreRQ.AffectedSOPClassUID, sizeof(DIC_UI), sop_class);
-	copy_str(rq.msg.CStoreRQ.AffectedSOPInstanceUID, sizeof(DIC_UI), sop_instance);
-	rq.msg.CStoreRQ.Priority = DIMSE_PRIORITY_MEDIUM;
-	rq.msg.CStoreRQ.DataSetType = DIMSE_DATASET_PRESENT;
-	if (move_orig_ae && *move_orig_ae) {
-		copy_str(rq.msg.CStoreRQ.MoveOriginatorApplicationEntityTitle, sizeof(DIC_AE), move_orig_ae);
-		rq.msg.CStoreRQ.MoveOriginatorID = (DIC_US)move_orig_msg_id;
-		rq.msg.CStoreRQ.opts = O_STORE_MOVEORIGINATORAETITLE | O_STORE_MOVEORIGINATORID;
-	}
 	OFCondition c;
-	if (raw) {
+	store_rq(a, sop_class, sop_instance, move_orig_ae, move_orig_msg_id, &rq);
+	if (raw && n_ov == 0) {
 		c = send_raw_store(a, pc_id, &rq.msg.CStoreRQ, buf, len);
 	} else {
 		DcmFileFormat ff;
@@ -966,23 +972,9 @@ extern "C" int dh_dcm_store_buffer(dh_dcm_assoc *a, int pc_id, const unsigned ch
 		c = ff.read(in, EXS_Unknown, EGL_noChange);
 		ff.transferEnd();
 		if (c.good())
-			c = apply_overrides(ff, ov, n_ov);
-		if (c.good()) {
-			DcmDataset *ds = ff.getDataset();
-			const char *ts = dh_dcm_assoc_pc_ts(a, pc_id);
-			DcmXfer x(ts ? ts : DH_TS_IMPLICIT_LE);
-			if (ds->getOriginalXfer() != x.getXfer())
-				c = ds->chooseRepresentation(x.getXfer(), NULL);
-			if (c.good())
-				c = DIMSE_sendMessageUsingMemoryData(a->assoc, (T_ASC_PresentationContextID)pc_id, &rq,
-								     NULL, ds, NULL, NULL);
-		}
+			c = send_parsed(a, pc_id, &rq, ff, ov, n_ov);
 	}
-	if (c.bad()) {
-		set_err(err, errlen, "cannot send C-STORE", c);
-		return DH_DCM_ERROR;
-	}
-	return await_response(a, timeout_s, status, NULL, err, errlen);
+	return finish_store(a, c, timeout_s, status, err, errlen);
 }
 
 extern "C" int dh_dcm_check_cancel(dh_dcm_assoc *a, unsigned int msg_id)
