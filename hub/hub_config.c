@@ -59,7 +59,7 @@ static const dh_cfg_option hub_options[] = {
 	{ "qr", "pending_interval", DH_CFG_INT, "1", O(pending_interval), 0, 3600, NULL,
 	  "seconds between pending C-MOVE responses (0: after every sub-operation)", 1 },
 	{ "qr", "restrict_to_source", DH_CFG_BOOL, "false", O(restrict_to_source), 0, 0, NULL,
-	  "C-MOVE returns only objects to the AE that sent them to the hub (§5.2)", 1 },
+	  "C-MOVE sends an object only to the AE that sent it to the hub (destination = source, §5.2)", 1 },
 	{ "qr", "move_timeout", DH_CFG_INT, "10", O(move_timeout), 1, 3600, NULL,
 	  "seconds to wait for a move destination to accept the association", 1 },
 	{ "archive", "enabled", DH_CFG_BOOL, "true", O(archive_enabled), 0, 0, NULL,

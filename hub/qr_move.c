@@ -193,7 +193,7 @@ static int parse_keys(const char *model, const dh_dcm_ds *ds, move_keys *k, char
 }
 
 /* Fills set with the matching objects. Returns 0, or -1 (database unavailable or failing). */
-static int select_objects(hub *h, const move_keys *k, const char *calling, move_set *set)
+static int select_objects(hub *h, const move_keys *k, const char *dest_ae, move_set *set)
 {
 	dh_db_err err = { "", "" };
 	PGconn *c = dh_db_get(h->db, &err);
@@ -225,7 +225,8 @@ static int select_objects(hub *h, const move_keys *k, const char *calling, move_
 					" AND %s = ANY (string_to_array($%d, '\\'))", keys[l].col, np);
 	}
 	if (h->cfg.restrict_to_source) {
-		params[np++] = calling;
+		/* §5.2: objects go back only to the AE they came from */
+		params[np++] = dest_ae;
 		off += (size_t)snprintf(sql + off, sizeof(sql) - off, " AND i.source_ae = $%d", np);
 	}
 	snprintf(sql + off, sizeof(sql) - off, " ORDER BY st.pk, se.pk, i.pk");
@@ -545,7 +546,7 @@ int qr_move(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		DH_WARN("C-MOVE from %s: identifier does not match the SOP class: %s", calling, why);
 		goto answer;
 	}
-	if (select_objects(h, k, calling, &set) < 0) {
+	if (select_objects(h, k, cmd->move_dest, &set) < 0) {
 		status = ST_UNABLE;
 		snprintf(why, sizeof(why), "index database unavailable");
 		goto answer;

@@ -68,6 +68,9 @@ static const keydef KEYS[] = {
 	{ T(0x0032, 0x000A), QR_LEVEL_STUDY, "st.status_id", M_SINGLE, 0, NULL },
 	{ T(0x0020, 0x1000), QR_LEVEL_STUDY, NULL, M_RETURN, 0,
 	  "(SELECT count(*) FROM series x WHERE x.study_fk = st.pk)::text" },
+	/* (0020,1206) is the standard tag; IMPAX's Table 2-26 names (0020,1000): both answer */
+	{ T(0x0020, 0x1206), QR_LEVEL_STUDY, NULL, M_RETURN, 0,
+	  "(SELECT count(*) FROM series x WHERE x.study_fk = st.pk)::text" },
 	{ T(0x0020, 0x1208), QR_LEVEL_STUDY, NULL, M_RETURN, 0,
 	  "(SELECT count(*) FROM series x JOIN instance y ON y.series_fk = x.pk WHERE x.study_fk = st.pk)::text" },
 	{ T(0x0008, 0x0056), QR_LEVEL_STUDY, NULL, M_RETURN, 0, "'ONLINE'::text" },
