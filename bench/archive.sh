@@ -249,7 +249,7 @@ on_ips=$(awk -v n="$count" -v s="$on_secs" 'BEGIN { printf "%.1f", n / s }')
 nl_ips=$(awk -v n="$count" -v s="$nl_secs" 'BEGIN { printf "%.1f", n / s }')
 on_mbs=$(rate "$dbytes" "$on_secs")
 nl_mbs=$(rate "$dbytes" "$nl_secs")
-verdict() { awk -v r="$1" -v g="$2" 'BEGIN { printf "%.2f\t%s", r, (r >= g) ? "met" : "NOT met" }'; }
+verdict() { awk -v r="$1" -v g="$2" 'BEGIN { printf "%.2f\t%s\n", r, (r >= g) ? "met" : "NOT met" }'; }
 IFS=$'\t' read -r arch_ratio arch_ok < <(verdict "$(awk -v a="$ssecs" -v b="$asecs" 'BEGIN { print a / b }')" 0.70)
 IFS=$'\t' read -r move_ratio move_ok < <(verdict "$(awk -v a="$on_secs" -v b="$nl_secs" 'BEGIN { print a / b }')" 0.80)
 
