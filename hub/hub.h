@@ -24,7 +24,7 @@ typedef struct hub {
 	dh_db *db;
 	dh_dcm_net *net;
 	stgcmt *stgcmt;
-	archiver *archiver;       /* hub/archive.c; NULL when archiving is off */
+	archiver *archiver;       /* hub/nearline.c; NULL when archiving is off */
 	volatile sig_atomic_t stop;
 	atomic_int active;        /* associations being served */
 	atomic_ulong next_assoc;  /* association ids for log context */
