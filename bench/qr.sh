@@ -416,7 +416,7 @@ sys.exit(bad)
 # pk s+1, and so on) so that nothing needs a join; the sequences are moved past
 # them afterwards. About 2 % of patients are SMITH or SMITHSON; study dates
 # spread over ten years; every NOT NULL column is filled, the columns of
-# sql/002_query.sql keep their defaults (they describe SR/KOS objects).
+# sql/hub/002_query.sql keep their defaults (they describe SR/KOS objects).
 # file_path points every instance at one real file: C-FIND never opens it.
 gen_rows() {
   local s0=$1 s1=$2 fpath=$3 fsize=$4 fmd5=$5

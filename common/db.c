@@ -38,10 +38,10 @@ static void err_set(dh_db_err *err, const char *state, const char *fmt, const ch
 		err->msg[--n] = '\0';
 }
 
-int dh_db_latest_version(void)
+int dh_db_latest_version(const dh_db_migration *set)
 {
 	int v = 0;
-	for (const dh_db_migration *m = dh_db_migrations; m->name; m++)
+	for (const dh_db_migration *m = set; m->name; m++)
 		if (m->version > v)
 			v = m->version;
 	return v;
@@ -238,9 +238,9 @@ done:
 	return rc;
 }
 
-int dh_db_migrate(PGconn *conn, int *from, int *to, dh_db_err *err)
+int dh_db_migrate(PGconn *conn, const dh_db_migration *set, int *from, int *to, dh_db_err *err)
 {
-	int rc = -1, cur = 0, latest = dh_db_latest_version();
+	int rc = -1, cur = 0, latest = dh_db_latest_version(set);
 	int locked = 0;
 
 	/* serialise concurrent migrators (two hubd processes starting together) */
@@ -263,7 +263,7 @@ int dh_db_migrate(PGconn *conn, int *from, int *to, dh_db_err *err)
 		err_set(err, "", "%s", detail);
 		goto done;
 	}
-	for (const dh_db_migration *m = dh_db_migrations; m->name; m++) {
+	for (const dh_db_migration *m = set; m->name; m++) {
 		if (m->version <= cur)
 			continue;
 		char ver[16];

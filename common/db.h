@@ -12,8 +12,9 @@
  * Errors carry the SQLSTATE so callers branch on it (08xxx lost connection,
  * 23505 duplicate key, 40001/40P01 retry).
  *
- * Migrations: sql/NNN_name.sql are compiled into the binary (see
- * embed_migrations.cmake). dh_db_migrate applies the missing ones, each in
+ * Migrations: each program compiles its set, sql/hub/NNN_name.sql or
+ * sql/spoke/NNN_name.sql, into an array (dh_embed_migrations in
+ * common/CMakeLists.txt). dh_db_migrate applies the missing ones, each in
  * its own transaction, under an advisory lock, and records them in
  * schema_version. A database newer than the binary is an error.
  */
@@ -28,11 +29,10 @@ typedef struct {
 	const char *sql;
 } dh_db_migration;
 
-/* Generated from sql/; ends with an entry whose name is NULL. */
-extern const dh_db_migration dh_db_migrations[];
+/* A migration set ends with an entry whose name is NULL. */
 
-/* The highest migration version compiled in. */
-int dh_db_latest_version(void);
+/* The highest version in set. */
+int dh_db_latest_version(const dh_db_migration *set);
 
 typedef struct {
 	char sqlstate[6]; /* "" when the error did not come from the server */
@@ -84,6 +84,6 @@ int dh_db_schema_version(PGconn *conn, int *out, dh_db_err *err);
  * Applies missing migrations. from and to (may be NULL) receive the versions
  * before and after. Fails (-1) when the database is newer than this binary.
  */
-int dh_db_migrate(PGconn *conn, int *from, int *to, dh_db_err *err);
+int dh_db_migrate(PGconn *conn, const dh_db_migration *set, int *from, int *to, dh_db_err *err);
 
 #endif

@@ -1,7 +1,7 @@
-# Writes OUT: a C array of the SQL migrations in FILES (named NNN_name.sql,
-# joined by "|").
+# Writes OUT: a C array named SYMBOL of the SQL migrations in FILES (named
+# NNN_name.sql, joined by "|").
 string(REPLACE "|" ";" FILES "${FILES}")
-set(body "/* generated from sql/ by embed_migrations.cmake; do not edit */\n#include \"db.h\"\n\nconst dh_db_migration dh_db_migrations[] = {\n")
+set(body "/* generated from sql/ by embed_migrations.cmake; do not edit */\n#include \"db.h\"\n\nconst dh_db_migration ${SYMBOL}[] = {\n")
 foreach(f IN LISTS FILES)
   get_filename_component(name ${f} NAME_WE)
   string(SUBSTRING ${name} 0 3 num)

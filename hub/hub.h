@@ -16,6 +16,9 @@
 #include <signal.h>
 #include <stdatomic.h>
 
+/* sql/hub/ compiled in (dh_embed_migrations). */
+extern const dh_db_migration hub_migrations[];
+
 typedef struct stgcmt stgcmt;
 typedef struct archiver archiver;
 

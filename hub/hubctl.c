@@ -5,6 +5,7 @@
  * it holds no business logic of its own.
  */
 #include "db.h"
+#include "hub.h"
 #include "hub_config.h"
 #include "hubctl_archive.h"
 #include "log.h"
@@ -50,7 +51,7 @@ static int with_db(const hub_config *cfg, int migrate)
 		goto done;
 	}
 	if (migrate) {
-		if (dh_db_migrate(c, &from, &to, &err) < 0) {
+		if (dh_db_migrate(c, hub_migrations, &from, &to, &err) < 0) {
 			fprintf(stderr, "hubctl: %s\n", err.msg);
 			goto done;
 		}
@@ -60,7 +61,7 @@ static int with_db(const hub_config *cfg, int migrate)
 			fprintf(stderr, "hubctl: %s\n", err.msg);
 			goto done;
 		}
-		printf("database schema version %d; this program's %d\n", to, dh_db_latest_version());
+		printf("database schema version %d; this program's %d\n", to, dh_db_latest_version(hub_migrations));
 	}
 	rc = 0;
 done:

@@ -56,7 +56,7 @@ static int open_database(hub *h)
 		return -1;
 	}
 	if (h->cfg.auto_migrate) {
-		if (dh_db_migrate(c, &from, &to, &err) < 0) {
+		if (dh_db_migrate(c, hub_migrations, &from, &to, &err) < 0) {
 			DH_ERROR("schema migration failed: %s", err.msg);
 			goto done;
 		}
@@ -67,9 +67,9 @@ static int open_database(hub *h)
 			DH_ERROR("cannot read the schema version: %s", err.msg);
 			goto done;
 		}
-		if (to != dh_db_latest_version()) {
+		if (to != dh_db_latest_version(hub_migrations)) {
 			DH_ERROR("database schema version %d, this hubd needs %d: run `hubctl db migrate`", to,
-				 dh_db_latest_version());
+				 dh_db_latest_version(hub_migrations));
 			goto done;
 		}
 	}

@@ -1,6 +1,6 @@
 /*
  * qr_index.c - records the C-FIND attributes ingest's core rows do not hold
- * (see qr_index.h and sql/002_query.sql).
+ * (see qr_index.h and sql/hub/002_query.sql).
  *
  * Runs inside ingest's transaction, once per object, so it must stay cheap:
  * most objects carry none of these attributes and then cost no statement at

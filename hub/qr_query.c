@@ -7,7 +7,7 @@
  * above go into the main WHERE over the joined rows; conditions on lower
  * levels (relational queries) become one EXISTS over the levels below.
  * Values only ever reach the SQL as $n parameters. The index this runs
- * against is described in sql/002_query.sql; the operators chosen here
+ * against is described in sql/hub/002_query.sql; the operators chosen here
  * (lower(col) LIKE/=, ~>=~, ~<=~) are the ones its indexes serve.
  */
 #include "nearline.h"

@@ -18,6 +18,9 @@
  */
 #include "db.h"
 
+/* sql/hub/, embedded by tests/common/CMakeLists.txt */
+extern const dh_db_migration hub_migrations[];
+
 #include <CUnit/Basic.h>
 #include <glob.h>
 #include <signal.h>
@@ -222,23 +225,23 @@ static void test_migrate_from_empty(void)
 	char v[64];
 
 	memset(&err, 0, sizeof(err));
-	CU_ASSERT_FATAL(dh_db_latest_version() >= 1);
+	CU_ASSERT_FATAL(dh_db_latest_version(hub_migrations) >= 1);
 	c = dh_db_get(db, &err);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	CU_ASSERT_EQUAL(dh_db_schema_version(c, &ver, &err), 0);
 	CU_ASSERT_EQUAL(ver, 0);
-	CU_ASSERT_EQUAL(dh_db_migrate(c, &from, &to, &err), 0);
+	CU_ASSERT_EQUAL(dh_db_migrate(c, hub_migrations, &from, &to, &err), 0);
 	if (err.msg[0])
 		fprintf(stderr, "migrate: %s\n", err.msg);
 	CU_ASSERT_EQUAL(from, 0);
-	CU_ASSERT_EQUAL(to, dh_db_latest_version());
+	CU_ASSERT_EQUAL(to, dh_db_latest_version(hub_migrations));
 	CU_ASSERT_EQUAL(dh_db_schema_version(c, &ver, &err), 0);
-	CU_ASSERT_EQUAL(ver, dh_db_latest_version());
+	CU_ASSERT_EQUAL(ver, dh_db_latest_version(hub_migrations));
 	query_value(c, "SELECT to_regclass('instance') IS NOT NULL", 0, NULL, v, sizeof(v));
 	CU_ASSERT_STRING_EQUAL(v, "t");
 	/* one schema_version row per migration compiled in */
 	int n = 0;
-	for (const dh_db_migration *m = dh_db_migrations; m->name; m++)
+	for (const dh_db_migration *m = hub_migrations; m->name; m++)
 		n++;
 	char expect[16];
 	snprintf(expect, sizeof(expect), "%d", n);
@@ -259,14 +262,14 @@ static void test_migrate_again_is_noop(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	query_value(c, "SELECT count(*) || '/' || max(applied_at)::text FROM schema_version", 0, NULL,
 		    before, sizeof(before));
-	CU_ASSERT_EQUAL(dh_db_migrate(c, &from, &to, &err), 0);
-	CU_ASSERT_EQUAL(from, dh_db_latest_version());
-	CU_ASSERT_EQUAL(to, dh_db_latest_version());
+	CU_ASSERT_EQUAL(dh_db_migrate(c, hub_migrations, &from, &to, &err), 0);
+	CU_ASSERT_EQUAL(from, dh_db_latest_version(hub_migrations));
+	CU_ASSERT_EQUAL(to, dh_db_latest_version(hub_migrations));
 	query_value(c, "SELECT count(*) || '/' || max(applied_at)::text FROM schema_version", 0, NULL,
 		    after, sizeof(after));
 	CU_ASSERT_STRING_EQUAL(before, after);
 	/* NULL out-parameters are allowed */
-	CU_ASSERT_EQUAL(dh_db_migrate(c, NULL, NULL, &err), 0);
+	CU_ASSERT_EQUAL(dh_db_migrate(c, hub_migrations, NULL, NULL, &err), 0);
 	dh_db_put(db, c, 0);
 }
 
@@ -407,7 +410,7 @@ static void test_newer_schema_refused(void)
 	CU_ASSERT_EQUAL_FATAL(dh_db_exec(c, "INSERT INTO schema_version (version, name) "
 					    "VALUES (9999, '9999_future')", 0, NULL, &err), 0);
 	memset(&err, 0, sizeof(err));
-	CU_ASSERT_EQUAL(dh_db_migrate(c, &from, &to, &err), -1);
+	CU_ASSERT_EQUAL(dh_db_migrate(c, hub_migrations, &from, &to, &err), -1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.msg, "newer"));
 	CU_ASSERT_EQUAL(from, 9999);
 	if (other)
@@ -416,8 +419,8 @@ static void test_newer_schema_refused(void)
 	/* back to the real version: migrating works again */
 	CU_ASSERT_EQUAL(dh_db_exec(c, "DELETE FROM schema_version WHERE version = 9999", 0, NULL,
 				   &err), 0);
-	CU_ASSERT_EQUAL(dh_db_migrate(c, &from, &to, &err), 0);
-	CU_ASSERT_EQUAL(to, dh_db_latest_version());
+	CU_ASSERT_EQUAL(dh_db_migrate(c, hub_migrations, &from, &to, &err), 0);
+	CU_ASSERT_EQUAL(to, dh_db_latest_version(hub_migrations));
 	if (other)
 		check_lock_free(other);
 	dh_db_put(db, other, 0);
