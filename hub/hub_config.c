@@ -76,6 +76,25 @@ static const dh_cfg_option hub_options[] = {
 	  "seconds between attempts to deliver a storage commitment result", 1 },
 	{ "stgcmt", "max_attempts", DH_CFG_INT, "30", O(max_attempts), 1, 100000, NULL,
 	  "delivery attempts before a storage commitment result is marked failed", 1 },
+	{ "cc", "endpoint", DH_CFG_STRING, "tcp://127.0.0.1:11113", O(cc_endpoint), 0, 0, NULL,
+	  "ZeroMQ endpoint where spokes deliver change contexts (CURVE encrypted)", 1 },
+	{ "cc", "secret_key_file", DH_CFG_STRING, "", O(cc_secret_key_file), 0, 0, NULL,
+	  "file holding the hub's CURVE secret key (Z85, from `hubctl keygen`); empty: no cc endpoint", 1 },
+	{ "cc", "enforce_ownership", DH_CFG_BOOL, "true", O(cc_enforce_ownership), 0, 0, NULL,
+	  "refuse a change context that touches a study another spoke owns", 1 },
+	{ "cc", "park_timeout", DH_CFG_INT, "3600", O(cc_park_timeout), 1, 86400 * 365, NULL,
+	  "seconds a change context may wait for its objects before it becomes an operator item", 1 },
+	{ "cc", "retry_interval", DH_CFG_INT, "2", O(cc_retry_interval), 1, 3600, NULL,
+	  "seconds between attempts to apply parked change contexts", 1 },
+	DH_CFG_END
+};
+
+#define S(f) offsetof(hub_spoke, f)
+static const dh_cfg_option spoke_options[] = {
+	{ NULL, "public_key", DH_CFG_STRING, "", S(public_key), 0, 0, NULL,
+	  "the spoke's CURVE public key (Z85, 40 characters; `spokectl keygen` prints it)", 0 },
+	{ NULL, "ae_titles", DH_CFG_STRING, "", S(ae_titles), 0, 0, NULL,
+	  "comma-separated AE titles that store the spoke's studies (they become the spoke's)", 0 },
 	DH_CFG_END
 };
 
@@ -121,12 +140,38 @@ static int volume_section(hub_config *cfg, const char *section, const char *key,
 	return rc == 0 ? 0 : -1;
 }
 
+static int spoke_section(hub_config *cfg, const char *section, const char *key, const char *value,
+			 char *err, size_t errlen)
+{
+	const char *id = section + 6;
+	hub_spoke *sp = NULL;
+	for (int i = 0; i < cfg->n_spokes; i++)
+		if (strcmp(cfg->spokes[i].id, id) == 0)
+			sp = &cfg->spokes[i];
+	if (!sp) {
+		hub_spoke *n = realloc(cfg->spokes, sizeof(*n) * (size_t)(cfg->n_spokes + 1));
+		if (!n)
+			return -1;
+		cfg->spokes = n;
+		sp = &cfg->spokes[cfg->n_spokes++];
+		memset(sp, 0, sizeof(*sp));
+		if (dh_cfg_defaults(spoke_options, sp) < 0 || !(sp->id = strdup(id)))
+			return -1;
+	}
+	int rc = dh_cfg_set(spoke_options, sp, NULL, key, value, err, errlen);
+	if (rc == 1)
+		snprintf(err, errlen, "[%s]: unknown key '%s'", section, key);
+	return rc == 0 ? 0 : -1;
+}
+
 static int remote_section(void *user, const char *section, const char *key, const char *value,
 			  char *err, size_t errlen)
 {
 	hub_config *cfg = user;
 	if (strncmp(section, "volume.", 7) == 0 && section[7])
 		return volume_section(cfg, section, key, value, err, errlen);
+	if (strncmp(section, "spoke.", 6) == 0 && section[6])
+		return spoke_section(cfg, section, key, value, err, errlen);
 	if (strncmp(section, "remote.", 7) != 0 || !section[7]) {
 		snprintf(err, errlen, "unknown section [%s]", section);
 		return -1;
@@ -192,7 +237,49 @@ int hub_config_load(hub_config *cfg, const char *path, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	for (int i = 0; i < cfg->n_spokes; i++) {
+		const hub_spoke *sp = &cfg->spokes[i];
+		if (strlen(sp->id) > 64 || strspn(sp->id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+						     "0123456789._:-") != strlen(sp->id)) {
+			snprintf(err, errlen, "%s: [spoke.%s]: a spoke id has 1-64 characters of A-Z a-z 0-9 . _ : -",
+				 path, sp->id);
+			return -1;
+		}
+		if (strlen(sp->public_key) != 40) {
+			snprintf(err, errlen, "%s: [spoke.%s]: public_key must be a Z85 CURVE key (40 characters)",
+				 path, sp->id);
+			return -1;
+		}
+	}
 	return 0;
+}
+
+const hub_spoke *hub_config_spoke(const hub_config *cfg, const char *id)
+{
+	for (int i = 0; i < cfg->n_spokes; i++)
+		if (strcmp(cfg->spokes[i].id, id) == 0)
+			return &cfg->spokes[i];
+	return NULL;
+}
+
+const hub_spoke *hub_config_spoke_of_ae(const hub_config *cfg, const char *ae_title)
+{
+	size_t n = strlen(ae_title);
+	for (int i = 0; i < cfg->n_spokes; i++) {
+		const char *p = cfg->spokes[i].ae_titles;
+		while (p && *p) {
+			while (*p == ' ' || *p == ',')
+				p++;
+			size_t k = strcspn(p, ",");
+			size_t e = k;
+			while (e > 0 && p[e - 1] == ' ')
+				e--;
+			if (e == n && e > 0 && strncmp(p, ae_title, n) == 0)
+				return &cfg->spokes[i];
+			p += k;
+		}
+	}
+	return NULL;
 }
 
 const hub_volume *hub_config_volume(const hub_config *cfg, const char *name)
@@ -241,6 +328,16 @@ void hub_config_write(FILE *out, const hub_config *cfg)
 		fprintf(out, "# [remote.MODALITY1]\n# host = 127.0.0.1\n# port = 104\n# uncompressed = false\n");
 	}
 	write_volumes(out, cfg);
+	fprintf(out, "\n# One section per spoke allowed to send change contexts. The section name\n"
+		     "# carries the spoke id (its spoked's spoke.id).\n");
+	if (cfg && cfg->n_spokes) {
+		for (int i = 0; i < cfg->n_spokes; i++)
+			fprintf(out, "\n[spoke.%s]\npublic_key = %s\nae_titles = %s\n", cfg->spokes[i].id,
+				cfg->spokes[i].public_key, cfg->spokes[i].ae_titles);
+	} else {
+		fprintf(out, "# [spoke.SITE1]\n# public_key = <40 Z85 characters from `spokectl keygen`>\n"
+			     "# ae_titles = SPOKE1\n");
+	}
 }
 
 void hub_config_free(hub_config *cfg)
@@ -253,6 +350,13 @@ void hub_config_free(hub_config *cfg)
 	}
 	free(cfg->volumes);
 	cfg->volumes = NULL;
+	for (int i = 0; i < cfg->n_spokes; i++) {
+		dh_cfg_free(spoke_options, &cfg->spokes[i]);
+		free(cfg->spokes[i].id);
+	}
+	free(cfg->spokes);
+	cfg->spokes = NULL;
+	cfg->n_spokes = 0;
 	cfg->n_volumes = 0;
 	for (int i = 0; i < cfg->n_remotes; i++) {
 		dh_cfg_free(remote_options, &cfg->remotes[i]);

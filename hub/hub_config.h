@@ -30,6 +30,17 @@ typedef struct {
 	long capacity_mb;
 } hub_volume;
 
+/*
+ * A spoke from a [spoke.ID] section: who may send change contexts (its
+ * CURVE public key) and which AE titles store on its behalf (their studies
+ * are the spoke's: it owns them).
+ */
+typedef struct {
+	char *id;         /* from the section name: the cc spoke_id */
+	char *public_key; /* Z85, 40 characters */
+	char *ae_titles;  /* comma-separated AE titles of the spoke's agent/PACS */
+} hub_spoke;
+
 typedef struct {
 	/* [hub] */
 	char *ae_title;
@@ -65,6 +76,15 @@ typedef struct {
 	long archive_scan_interval;
 	long cache_high_mb;
 	long cache_low_mb;
+	/* [cc] */
+	char *cc_endpoint;
+	char *cc_secret_key_file;
+	int cc_enforce_ownership;
+	long cc_park_timeout;
+	long cc_retry_interval;
+	/* [spoke.*] */
+	hub_spoke *spokes;
+	int n_spokes;
 	/* [remote.*] */
 	hub_remote_ae *remotes;
 	int n_remotes;
@@ -84,6 +104,12 @@ const hub_volume *hub_config_volume(const hub_config *cfg, const char *name);
 
 /* The remote AE with this title, or NULL. Borrowed from cfg. */
 const hub_remote_ae *hub_config_remote(const hub_config *cfg, const char *ae_title);
+
+/* The spoke with this id, or NULL. Borrowed from cfg. */
+const hub_spoke *hub_config_spoke(const hub_config *cfg, const char *id);
+
+/* The spoke an AE title stores for (listed in its ae_titles), or NULL. */
+const hub_spoke *hub_config_spoke_of_ae(const hub_config *cfg, const char *ae_title);
 
 /* Writes the commented configuration (defaults when cfg is NULL). */
 void hub_config_write(FILE *out, const hub_config *cfg);

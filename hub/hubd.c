@@ -7,6 +7,7 @@
  * hub that accepts associations can also store what they send.
  */
 #include "nearline.h"
+#include "ccsync.h"
 #include "hub.h"
 
 #include "durable.h"
@@ -146,7 +147,8 @@ int main(int argc, char **argv)
 		DH_ERROR("port %ld: %s", h.cfg.port, err);
 		goto out;
 	}
-	if (stgcmt_start(&h) < 0 || archive_start(&h) < 0 || scp_start(&h) < 0) {
+	if (stgcmt_start(&h) < 0 || archive_start(&h) < 0 || cc_apply_start(&h) < 0 || cc_recv_start(&h) < 0 ||
+	    scp_start(&h) < 0) {
 		DH_ERROR("cannot start threads");
 		goto out;
 	}
@@ -164,6 +166,8 @@ int main(int argc, char **argv)
 		break;
 	}
 	scp_stop(&h);
+	cc_recv_stop(&h);
+	cc_apply_stop(&h);
 	archive_stop(&h);
 	stgcmt_stop(&h);
 	rc = 0;
@@ -172,6 +176,8 @@ out:
 	h.stop = 1;
 	if (rc != 0)
 		scp_stop(&h);
+	cc_recv_stop(&h);
+	cc_apply_stop(&h);
 	archive_stop(&h);
 	stgcmt_stop(&h);
 	dh_dcm_net_free(h.net);

@@ -1,0 +1,4 @@
+/*
+ * ccwire.c - see ccwire.h. (being written)
+ */
+#include "ccwire.h"

@@ -1,0 +1,2 @@
+/* render.c - see render.h. (being written) */
+#include "render.h"
