@@ -11,6 +11,13 @@
 -- archive directly). A cc may only touch studies its spoke owns
 -- (cc.enforce_ownership).
 ALTER TABLE study ADD COLUMN owner_spoke text NOT NULL DEFAULT '';
+-- What the renderer needs to know about the stored file: its Series UID
+-- ('' = not recorded, objects stored before this migration: taken to equal
+-- the current one) and whether a cc moved the object to another study
+-- (then the study's and patient's indexed attributes replace the file's).
+ALTER TABLE instance
+    ADD COLUMN received_series_uid text NOT NULL DEFAULT '',
+    ADD COLUMN moved boolean NOT NULL DEFAULT false;
 -- C-MOVE of an old Study UID (after a fix-up or merge) finds the objects
 -- that came in under it.
 CREATE INDEX instance_received_study_idx ON instance (received_study_uid);
