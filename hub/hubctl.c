@@ -4,15 +4,18 @@
  * It talks to the index database with the same configuration file as hubd;
  * it holds no business logic of its own.
  */
+#include "ccwire.h"
 #include "db.h"
 #include "hub.h"
 #include "hub_config.h"
 #include "hubctl_archive.h"
 #include "log.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static void usage(FILE *out)
 {
@@ -31,10 +34,15 @@ static void usage(FILE *out)
 		"                 the TAR files of a series\n"
 		"  verify VOLUME  check every TAR of a volume against the index and its manifest\n"
 		"  cat SOP_UID    write an object's bytes (from the cache or its TAR) to stdout\n"
+		"  keygen [--secret-file PATH]\n"
+		"                 make the hub's CURVE key pair: writes the secret key to PATH\n"
+		"                 (default cc.secret_key_file; mode 0600, never overwritten)\n"
+		"                 and prints the public key, which spokes configure as hub.public_key\n"
 		"\n"
 		"Options:\n"
 		"  -c, --config FILE   hubd's configuration file (default: built-in defaults)\n"
 		"      --json          machine-readable output (volumes, backlog, tars, verify)\n"
+		"      --secret-file PATH  keygen: where to write the secret key\n"
 		"  -h, --help          this help\n"
 		"\n"
 		"Exit status: 0 success, 1 failure (for verify: problems found), 2 bad usage.\n");
@@ -70,15 +78,46 @@ done:
 	return rc;
 }
 
+/* keygen: a fresh CURVE key pair; the secret goes to a 0600 file, the public key to stdout. */
+static int keygen(const char *path)
+{
+	char pub[41], sec[41], err[512];
+	int rc = 1;
+
+	if (!path || !*path) {
+		fprintf(stderr, "hubctl: keygen: no --secret-file given and cc.secret_key_file is empty\n");
+		return 2;
+	}
+	/* an existing key is the hub's identity: spokes trust it; never replace it silently */
+	if (access(path, F_OK) == 0 || errno != ENOENT) {
+		fprintf(stderr, "hubctl: keygen: %s already exists; remove it first to make a new key\n", path);
+		return 1;
+	}
+	if (dh_ccwire_keygen(pub, sec) != 0) {
+		fprintf(stderr, "hubctl: keygen: this libzmq has no CURVE support\n");
+		goto done;
+	}
+	if (dh_ccwire_save_secret(path, sec, err, sizeof(err)) != 0) {
+		fprintf(stderr, "hubctl: keygen: %s\n", err);
+		goto done;
+	}
+	printf("%s\n", pub);
+	rc = 0;
+done:
+	explicit_bzero(sec, sizeof(sec));
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "secret-file", required_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *path = NULL;
+	const char *path = NULL, *secret_file = NULL;
 	int json = 0;
 	hub_config cfg;
 	char err[512];
@@ -89,6 +128,7 @@ int main(int argc, char **argv)
 		case 'c': path = optarg; break;
 		case 'h': usage(stdout); return 0;
 		case 'j': json = 1; break;
+		case 's': secret_file = optarg; break;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -99,6 +139,15 @@ int main(int argc, char **argv)
 		}
 		dh_log_init("hubctl", "stderr", "warn");
 		rc = hubctl_archive_main(&cfg, argc - optind, argv + optind, json);
+		hub_config_free(&cfg);
+		return rc;
+	}
+	if (argc - optind == 1 && strcmp(argv[optind], "keygen") == 0) {
+		if (hub_config_load(&cfg, path, err, sizeof(err)) < 0) {
+			fprintf(stderr, "hubctl: %s\n", err);
+			return 1;
+		}
+		rc = keygen(secret_file ? secret_file : cfg.cc_secret_key_file);
 		hub_config_free(&cfg);
 		return rc;
 	}

@@ -53,17 +53,21 @@ CREATE TABLE ledger_instance (
     received_at         timestamptz NOT NULL DEFAULT now(),
     deleted_at          timestamptz,               -- deleted at the spoke (cc DELETE)
     -- forwarding to the hub: pending -> sent (C-STORE ok) -> committed
-    -- (storage commitment ok); failed after too many attempts
+    -- (storage commitment ok); failed after too many attempts; cc: a copy
+    -- made by a cc (segment), which the hub makes from the cc itself:
+    -- never forwarded
     fwd_state           text NOT NULL DEFAULT 'pending'
-                        CHECK (fwd_state IN ('pending', 'sent', 'committed', 'failed')),
+                        CHECK (fwd_state IN ('pending', 'sent', 'committed', 'failed', 'cc')),
     fwd_attempts        integer NOT NULL DEFAULT 0,
     fwd_next_at         timestamptz NOT NULL DEFAULT now(),
     fwd_error           text NOT NULL DEFAULT '',
     fwd_txn_uid         text,                      -- storage commitment transaction
     fwd_at              timestamptz
 );
--- one live object per SOP Instance UID (deleted ones may come back)
-CREATE UNIQUE INDEX ledger_instance_sop_idx ON ledger_instance (sop_uid) WHERE deleted_at IS NULL;
+-- one live object per SOP Instance UID and study (deleted ones may come
+-- back); the same SOP UID in two studies only under spoke.sop_conflict =
+-- forward (kb-8993: the hub then stores the second under a new SOP UID)
+CREATE UNIQUE INDEX ledger_instance_sop_idx ON ledger_instance (sop_uid, study_uid) WHERE deleted_at IS NULL;
 CREATE INDEX ledger_instance_study_idx ON ledger_instance (study_uid);
 CREATE INDEX ledger_instance_series_idx ON ledger_instance (series_uid);
 CREATE INDEX ledger_instance_received_sop_idx ON ledger_instance (received_sop_uid);
