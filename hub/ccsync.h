@@ -64,6 +64,13 @@ int cc_apply_start(struct hub *h);
 void cc_apply_stop(struct hub *h);
 /* Tells the worker an object arrived (cheap; ingest calls it after each commit). */
 void cc_apply_wake(struct hub *h);
+/*
+ * One pass of the worker, synchronously: retries every parked cc in
+ * (spoke, sequence) order, each in its own transaction under its spoke's
+ * lock; marks those parked longer than cc.park_timeout as operator items.
+ * *applied (may be NULL) counts the ones applied. Returns 0 or -1 with err.
+ */
+int cc_apply_retry_parked(struct hub *h, int *applied, char *err, size_t errlen);
 
 /* Starts/stops the ZeroMQ receiver (does nothing when cc.secret_key_file is empty). */
 int cc_recv_start(struct hub *h);

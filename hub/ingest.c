@@ -29,11 +29,22 @@
  * study's is another order: it gets its own study UID (uid_mapping kind
  * 'study'), and its series are remapped likewise, so each copy is found by
  * its own accession number.
+ * Whatever the policy, an object from a spoke's AE ([spoke.ID] ae_titles)
+ * equal to one the hub holds (same SOP UID, same study, as received or
+ * after a cc moved it, same MD5) is a resend (the spoke lost a storage-
+ * commitment result and forwards again) and gets 0000. Other senders keep
+ * the documented policy (0110 by default, conformance §2.2.1.6.1.3).
+ * Reconciliation: an object from the owning spoke whose SOP, series and
+ * study UIDs are those a cc gave an index instance (the spoke sends the
+ * objects its split/merge created) becomes that instance's stored bytes;
+ * the old file stays. Every stored object wakes the cc worker
+ * (cc_apply_wake): a parked cc may have waited for it.
  * Stored files are never rewritten: new UIDs live in the index and are
  * applied when objects leave the hub.
  */
 #include "hub.h"
 
+#include "ccsync.h"
 #include "durable.h"
 #include "hash.h"
 #include "log.h"
@@ -314,13 +325,59 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 	/* duplicate SOP Instance UID? */
 	{
 		const char *p[1] = { o->sop_uid };
-		r = q(t, "SELECT i.pk, i.md5, i.file_path, st.study_uid FROM instance i "
+		r = q(t, "SELECT i.pk, i.md5, i.file_path, st.study_uid, i.received_study_uid, i.sop_uid, "
+			 "se.series_uid, st.owner_spoke, (i.moved OR i.sop_uid <> i.received_sop_uid OR "
+			 "(i.received_series_uid <> '' AND i.received_series_uid <> se.series_uid)) AS by_cc "
+			 "FROM instance i "
 			 "JOIN series se ON se.pk = i.series_fk JOIN study st ON st.pk = se.study_fk "
 			 "WHERE i.received_sop_uid = $1 OR i.sop_uid = $1", 1, p);
-		int same = -1;
-		for (int i = 0; r && i < PQntuples(r); i++)
+		int same = -1, resend = -1, reconcile = -1;
+		const hub_spoke *sp = hub_config_spoke_of_ae(&h->cfg, source_ae);
+		for (int i = 0; r && i < PQntuples(r); i++) {
 			if (strcmp(PQgetvalue(r, i, 3), study_uid) == 0)
 				same = i;
+			/* a resend (lost storage-commitment result): same object, also when a cc moved it since */
+			if (strcmp(PQgetvalue(r, i, 1), md5) == 0 &&
+			    (strcmp(PQgetvalue(r, i, 3), study_uid) == 0 || strcmp(PQgetvalue(r, i, 4), o->study_uid) == 0))
+				resend = i;
+			/* the object a cc produced, sent by its owning spoke: its bytes from now on */
+			if (sp && strcmp(PQgetvalue(r, i, 7), sp->id) == 0 && PQgetvalue(r, i, 8)[0] == 't' &&
+			    strcmp(PQgetvalue(r, i, 5), o->sop_uid) == 0 && strcmp(PQgetvalue(r, i, 6), o->series_uid) == 0 &&
+			    strcmp(PQgetvalue(r, i, 3), o->study_uid) == 0)
+				reconcile = i;
+		}
+		if (r && sp && resend >= 0) {
+			d->status = ST_SUCCESS;
+			DH_INFO("%s resent (identical content, study %s): accepted", o->sop_uid, PQgetvalue(r, resend, 3));
+			PQclear(r);
+			x(t, "ROLLBACK", 0, NULL);
+			return t->failed ? -1 : 0;
+		}
+		if (r && reconcile >= 0) {
+			/* the old file stays (a TAR or another row may name it); the new one is archived afresh */
+			snprintf(size_s, sizeof(size_s), "%lld", size);
+			const char *up[10] = { PQgetvalue(r, reconcile, 0), rel, size_s, md5, o->ts, source_ae,
+					       o->sop_uid, o->study_uid, o->accession, o->series_uid };
+			if (commit_file(tmp, abs) < 0) {
+				t->failed = 1;
+				snprintf(t->err.msg, sizeof(t->err.msg), "cannot move object into cache: %s",
+					 strerror(errno));
+			} else {
+				d->stored = 1;
+			}
+			x(t, "UPDATE instance SET file_path = $2, file_size = $3::bigint, md5 = $4, "
+			     "transfer_syntax = $5, source_ae = $6, received_at = now(), received_sop_uid = $7, "
+			     "received_study_uid = $8, received_accession = $9, received_series_uid = $10, moved = false, "
+			     "tar_fk = NULL, tar_offset = NULL, tar_size = NULL WHERE pk = $1::bigint",
+			  10, up);
+			d->status = ST_SUCCESS;
+			snprintf(d->hub_sop_uid, sizeof(d->hub_sop_uid), "%s", o->sop_uid);
+			DH_INFO("%s from spoke %s is the object its change produced: stored as its bytes", o->sop_uid,
+				sp->id);
+			PQclear(r);
+			r = NULL;
+			goto commit;
+		}
 		if (r && same >= 0) {
 			int policy = h->cfg.duplicate_policy;
 			int identical = strcmp(PQgetvalue(r, same, 1), md5) == 0;
@@ -337,6 +394,13 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 			} else {
 				/* overwrite: the index points to the new file; the old one goes after commit */
 				snprintf(d->old_file, sizeof(d->old_file), "%s", PQgetvalue(r, same, 2));
+				if (d->old_file[0]) {
+					/* copies made by a segment cc share the file: it stays while one names it */
+					const char *fp[2] = { d->old_file, PQgetvalue(r, same, 0) };
+					if (q1(t, "SELECT 1 FROM instance WHERE file_path = $1 AND pk <> $2::bigint LIMIT 1", 2,
+					       fp, NULL, 0) > 0)
+						d->old_file[0] = '\0';
+				}
 				snprintf(size_s, sizeof(size_s), "%lld", size);
 				const char *up[6] = { PQgetvalue(r, same, 0), rel, size_s, md5, o->ts, source_ae };
 				if (commit_file(tmp, abs) < 0) {
@@ -392,14 +456,15 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 			r = NULL;
 		}
 	}
-	/* study */
+	/* study; its first object's spoke owns it */
 	{
-		const char *p[9] = { ppk, study_uid, o->study_id, o->study_date, o->study_time, o->accession,
-				     o->referring, o->study_desc, o->status_id };
+		const hub_spoke *sp = hub_config_spoke_of_ae(&h->cfg, source_ae);
+		const char *p[10] = { ppk, study_uid, o->study_id, o->study_date, o->study_time, o->accession,
+				      o->referring, o->study_desc, o->status_id, sp ? sp->id : "" };
 		if (q1(t, "INSERT INTO study (patient_fk, study_uid, study_id, study_date, study_time, "
-			  "accession, referring_physician, description, status_id) "
-			  "VALUES ($1::bigint, $2, $3, $4, $5, $6, $7, $8, $9) "
-			  "ON CONFLICT (study_uid) DO NOTHING RETURNING pk", 9, p, stpk, sizeof(stpk)) == 0 &&
+			  "accession, referring_physician, description, status_id, owner_spoke) "
+			  "VALUES ($1::bigint, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+			  "ON CONFLICT (study_uid) DO NOTHING RETURNING pk", 10, p, stpk, sizeof(stpk)) == 0 &&
 		    !t->failed) {
 			const char *sp[1] = { study_uid };
 			r = q(t, "SELECT pk, patient_fk FROM study WHERE study_uid = $1", 1, sp);
@@ -450,15 +515,15 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 	d->stored = 1;
 	snprintf(size_s, sizeof(size_s), "%lld", size);
 	{
-		const char *p[14] = { sepk, sop_uid, o->sop_uid, o->study_uid, o->accession, o->sop_class,
+		const char *p[15] = { sepk, sop_uid, o->sop_uid, o->study_uid, o->accession, o->sop_class,
 				      o->instance_number, o->content_date, o->content_time, o->ts, rel,
-				      size_s, md5, source_ae };
+				      size_s, md5, source_ae, o->series_uid };
 		char ipk[32] = "";
 		q1(t, "INSERT INTO instance (series_fk, sop_uid, received_sop_uid, received_study_uid, "
 		      "received_accession, sop_class_uid, instance_number, content_date, content_time, "
-		      "transfer_syntax, file_path, file_size, md5, source_ae) "
-		      "VALUES ($1::bigint, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13, $14) "
-		      "RETURNING pk", 14, p, ipk, sizeof(ipk));
+		      "transfer_syntax, file_path, file_size, md5, source_ae, received_series_uid) "
+		      "VALUES ($1::bigint, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13, $14, $15) "
+		      "RETURNING pk", 15, p, ipk, sizeof(ipk));
 		if (!t->failed && qr_index_instance(t->c, ds, ppk, stpk, sepk, ipk, &t->err) < 0)
 			t->failed = 1;
 	}
@@ -581,8 +646,11 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		int ir = index_object(h, &t, o, ds, dh_dcm_assoc_calling_ae(a), tmp, rel, abs, size, md5, &d);
 		int lost = ir < 0 && dh_db_conn_lost(t.c, &t.err);
 		dh_db_put(h->db, t.c, lost);
-		if (ir == 0)
+		if (ir == 0) {
+			if (d.stored)
+				cc_apply_wake(h); /* a parked cc may wait for this object */
 			break;
+		}
 		d.status = ST_PROCESSING_FAILURE;
 		snprintf(d.comment, sizeof(d.comment), "%s", lost ? "index database unavailable"
 								   : "index update failed");

@@ -25,6 +25,11 @@
  * and checked before the index forgets the cache file, so the cache copy is
  * never the last one. The index is updated first and the file unlinked
  * after commit: a crash in between only leaves an unindexed cache file.
+ * Several instance rows may name one cache file (copies made by a SEGMENT
+ * cc): the file is unlinked only with the last row that names it, decided
+ * in the same statement that forgets it (the applier copies rows under the
+ * series lock taken here too). The archiver packs each row as its own
+ * member, reading the shared file once per row.
  */
 #include "nearline.h"
 
@@ -774,14 +779,20 @@ static int evict_pass(archiver *ar, PGconn *c, int *broken)
 				goto done;
 			if (dh_db_exec(c, "SELECT pg_advisory_xact_lock(7243003, hashtext($1))", 1, lp, &err) < 0 ||
 			    !(u = dh_db_query(c, "UPDATE instance SET file_path = NULL WHERE pk = $1::bigint "
-						 "AND file_path = $2 AND md5 = $3 AND tar_fk IS NOT NULL RETURNING pk",
+						 "AND file_path = $2 AND md5 = $3 AND tar_fk IS NOT NULL RETURNING pk, "
+						 "EXISTS (SELECT 1 FROM instance o WHERE o.file_path = $2 "
+						 "AND o.pk <> $1::bigint)",
 					      3, up, &err)) ||
 			    dh_db_exec(c, "COMMIT", 0, NULL, &err) < 0) {
 				PQclear(u);
 				PQclear(PQexec(c, "ROLLBACK"));
 				goto done;
 			}
-			if (PQntuples(u) == 1) {
+			if (PQntuples(u) == 1 && PQgetvalue(u, 0, 1)[0] == 't') {
+				/* a copy made by a segment cc still names the file: it goes with the last row */
+				used -= strtoll(PQgetvalue(r, i, 2), NULL, 10);
+				progressed = 1;
+			} else if (PQntuples(u) == 1) {
 				snprintf(file, sizeof(file), "%s/%s", cfg->cache_dir, PQgetvalue(r, i, 1));
 				if (unlink(file) < 0 && errno != ENOENT)
 					DH_WARN("cannot remove evicted %s: %s", file, strerror(errno));

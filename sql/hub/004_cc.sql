@@ -18,6 +18,9 @@ ALTER TABLE study ADD COLUMN owner_spoke text NOT NULL DEFAULT '';
 ALTER TABLE instance
     ADD COLUMN received_series_uid text NOT NULL DEFAULT '',
     ADD COLUMN moved boolean NOT NULL DEFAULT false;
+-- Copies made by a SEGMENT cc share their original's cache file; eviction
+-- and the duplicate overwrite remove a file only when no other row names it.
+CREATE INDEX instance_file_path_idx ON instance (file_path) WHERE file_path IS NOT NULL;
 -- C-MOVE of an old Study UID (after a fix-up or merge) finds the objects
 -- that came in under it.
 CREATE INDEX instance_received_study_idx ON instance (received_study_uid);
