@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# quickstart.sh - from a fresh checkout to a running hub with one command (README command 1).
+# quickstart.sh - from a fresh checkout to a running hub and spoke with one command (README command 1).
 #
 # Installs the Debian packages (deploy/install-deps.sh), builds into build/,
 # creates and starts the embedded PostgreSQL of the repository (var/pg, see
-# deploy/pg.sh), writes var/hubd.conf when there is none, applies the schema
-# migrations and starts hubd: in the background (log var/log/hubd.log, pid
-# var/run/hubd.pid) or, with --foreground, in this terminal. Everything it
+# deploy/pg.sh), writes var/hubd.conf and var/spoked.conf when there are none
+# (with CURVE key pairs in var/keys/ for the change-context link, the spoke's
+# ledger in the database dcmspoke of the same cluster), applies the schema
+# migrations and starts hubd and spoked on loopback: in the background (logs
+# var/log/hubd.log and spoked.log, pids in var/run/) or, with --foreground,
+# hubd in this terminal (spoked then stays stopped). Everything it
 # creates lives in var/ and build/, both ignored by git. Running it again is
 # harmless: what exists is kept, what runs keeps running.
 #
 # Usage: deploy/quickstart.sh [--foreground]   set up and start
-#        deploy/quickstart.sh stop             stop hubd and PostgreSQL
+#        deploy/quickstart.sh stop             stop spoked, hubd and PostgreSQL
 #        deploy/quickstart.sh status           say what runs
 # Environment: HUB_PORT, the DICOM port written into a new var/hubd.conf (default 11112).
 set -euo pipefail
@@ -21,6 +24,13 @@ PIDFILE=$ROOT/var/run/hubd.pid
 LOG=$ROOT/var/log/hubd.log
 HUBD=$ROOT/build/hub/hubd
 HUBCTL=$ROOT/build/hub/hubctl
+SPOKED=$ROOT/build/spoke/spoked
+SPOKECTL=$ROOT/build/spoke/spokectl
+SCONF=$ROOT/var/spoked.conf
+SPIDFILE=$ROOT/var/run/spoked.pid
+SLOG=$ROOT/var/log/spoked.log
+SPOKE_PORT=11114
+CC_PORT=11113
 PG=$ROOT/deploy/pg.sh
 SAMPLES=/usr/lib/python3/dist-packages/pydicom/data/test_files
 # the calling AE titles of the DCMTK tools when run without -aet
@@ -59,8 +69,34 @@ hubd_pid() {
 	fi
 }
 
+# PID of the running spoked of this folder, or nothing.
+spoked_pid() {
+	local pid
+	pid=$(cat "$SPIDFILE" 2>/dev/null) || return 0
+	[[ "$pid" =~ ^[0-9]+$ ]] || return 0
+	if [[ "$(ps -o stat= -p "$pid" 2>/dev/null)" != Z* ]] &&
+		[[ "$(ps -o args= -p "$pid" 2>/dev/null)" == *"$SPOKED"* ]]; then
+		echo "$pid"
+	fi
+}
+
+stop_spoked() {
+	local pid i
+	pid=$(spoked_pid)
+	[ -n "$pid" ] || return 0
+	say "stopping spoked (pid $pid)"
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < 300; i++)); do
+		[ -n "$(spoked_pid)" ] || break
+		sleep 0.1
+	done
+	[ -z "$(spoked_pid)" ] || kill -KILL "$pid" 2>/dev/null || true
+	rm -f "$SPIDFILE"
+}
+
 stop_all() {
 	local pid i
+	stop_spoked
 	pid=$(hubd_pid)
 	if [ -n "$pid" ]; then
 		say "stopping hubd (pid $pid)"
@@ -86,6 +122,13 @@ status_all() {
 		echo "hubd: running (pid $pid), log $LOG"
 	else
 		echo "hubd: stopped"
+		rc=3
+	fi
+	pid=$(spoked_pid)
+	if [ -n "$pid" ]; then
+		echo "spoked: running (pid $pid), log $SLOG"
+	else
+		echo "spoked: stopped"
 		rc=3
 	fi
 	echo -n "PostgreSQL: "
@@ -148,9 +191,93 @@ write_conf() {
 			echo "host = 127.0.0.1"
 			echo
 		done
+		echo "# Added by deploy/quickstart.sh: the local spoke (spoked, var/spoked.conf)."
+		echo "[cc]"
+		echo "endpoint = tcp://127.0.0.1:$CC_PORT"
+		echo "secret_key_file = $ROOT/var/keys/hub.key"
+		echo
+		echo "[spoke.SITE1]"
+		echo "public_key = $(cat "$ROOT/var/keys/spoke.pub")"
+		echo "ae_titles = SPOKE1"
+		echo
+		echo "[remote.SPOKE1]"
+		echo "host = 127.0.0.1"
+		echo "port = $SPOKE_PORT"
 	} >>"$tmp"
 	mv -f "$tmp" "$CONF"
 	say "wrote $CONF"
+}
+
+# Key pairs of the change-context link (kept once made: the other side trusts them).
+make_keys() {
+	mkdir -p "$ROOT/var/keys"
+	chmod 0700 "$ROOT/var/keys"
+	if [ ! -f "$ROOT/var/keys/hub.key" ]; then
+		"$HUBCTL" keygen --secret-file "$ROOT/var/keys/hub.key" >"$ROOT/var/keys/hub.pub"
+	fi
+	if [ ! -f "$ROOT/var/keys/spoke.key" ]; then
+		"$SPOKECTL" keygen --secret-file "$ROOT/var/keys/spoke.key" >"$ROOT/var/keys/spoke.pub"
+	fi
+}
+
+# Writes var/spoked.conf: spoke SITE1 (AE SPOKE1) forwarding to this hub.
+write_spoke_conf() {
+	local hubport=$1 conninfo
+	conninfo=$("$PG" conninfo "$ROOT")
+	conninfo=${conninfo/dbname=dcmhub/dbname=dcmspoke}
+	cat >"$SCONF.tmp" <<EOF
+# Written by deploy/quickstart.sh; every option: build/spoke/spoked --print-config
+[spoke]
+id = SITE1
+ae_title = SPOKE1
+port = $SPOKE_PORT
+store_dir = $ROOT/var/spoke
+secret_key_file = $ROOT/var/keys/spoke.key
+
+[database]
+conninfo = "$conninfo"
+
+[hub]
+host = 127.0.0.1
+port = $hubport
+ae_title = $aet
+cc_endpoint = tcp://127.0.0.1:$CC_PORT
+public_key = $(cat "$ROOT/var/keys/hub.pub")
+
+# the spoke PACS (here: the DCMTK tools) and the hub
+[remote.STORESCU]
+host = 127.0.0.1
+[remote.ECHOSCU]
+host = 127.0.0.1
+[remote.$aet]
+host = 127.0.0.1
+port = $hubport
+EOF
+	mv -f "$SCONF.tmp" "$SCONF"
+	say "wrote $SCONF"
+}
+
+start_spoked() {
+	local pid deadline
+	pid=$(spoked_pid)
+	if [ -n "$pid" ]; then
+		say "spoked is already running"
+		return 0
+	fi
+	echo "=== started by deploy/quickstart.sh $(date '+%F %T')" >>"$SLOG"
+	setsid "$SPOKED" -c "$SCONF" >>"$SLOG" 2>&1 </dev/null &
+	pid=$!
+	echo "$pid" >"$SPIDFILE"
+	deadline=$((SECONDS + 30))
+	until echoscu -to 2 -ta 5 -td 5 -aet ECHOSCU -aec SPOKE1 127.0.0.1 "$SPOKE_PORT" >/dev/null 2>&1; do
+		if ! kill -0 "$pid" 2>/dev/null || [[ "$(ps -o stat= -p "$pid")" == Z* ]]; then
+			rm -f "$SPIDFILE"
+			tail -n 30 "$SLOG" >&2
+			die "spoked exited during start-up (log above, full log in $SLOG)"
+		fi
+		[ "$SECONDS" -lt "$deadline" ] || die "spoked did not answer C-ECHO on port $SPOKE_PORT within 30 s"
+		sleep 0.2
+	done
 }
 
 print_info() {
@@ -169,8 +296,14 @@ Try it (the DCMTK tools' default AE titles are configured):
   TCP_NODELAY=1 echoscu -aec $aet 127.0.0.1 $port
   TCP_NODELAY=1 storescu -aec $aet 127.0.0.1 $port $SAMPLES/CT_small.dcm
   TCP_NODELAY=1 storescu -aec $aet +sd +r -nh 127.0.0.1 $port $SAMPLES/dicomdirtests
+The spoke (spoked, AE SPOKE1, port $SPOKE_PORT, config $SCONF, log $SLOG)
+forwards what it receives to the hub and ships changes made with spokectl:
+  TCP_NODELAY=1 storescu -aec SPOKE1 127.0.0.1 $SPOKE_PORT $SAMPLES/CT_small.dcm
+  build/spoke/spokectl -c $SCONF ledger
+  build/spoke/spokectl -c $SCONF modify --study STUDY_UID --set PatientName=DOE^JANE
+  build/spoke/spokectl -c $SCONF status
 Stop it:
-  deploy/quickstart.sh stop      (stops hubd and PostgreSQL)
+  deploy/quickstart.sh stop      (stops spoked, hubd and PostgreSQL)
 EOF
 }
 
@@ -206,15 +339,16 @@ say "installing packages (deploy/install-deps.sh)"
 say "building into build/"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)"
-if [ ! -x "$HUBD" ] || [ ! -x "$HUBCTL" ]; then
-	die "the build did not produce $HUBD and $HUBCTL"
-fi
+for b in "$HUBD" "$HUBCTL" "$SPOKED" "$SPOKECTL"; do
+	[ -x "$b" ] || die "the build did not produce $b"
+done
 
 say "starting PostgreSQL (var/pg)"
 "$PG" init "$ROOT"
 "$PG" start "$ROOT"
 
-mkdir -p "$ROOT/var/log" "$ROOT/var/run" "$ROOT/var/cache"
+mkdir -p "$ROOT/var/log" "$ROOT/var/run" "$ROOT/var/cache" "$ROOT/var/spoke"
+make_keys
 if [ -f "$CONF" ]; then
 	say "keeping the existing $CONF"
 else
@@ -231,10 +365,20 @@ fi
 
 say "applying database migrations"
 "$HUBCTL" -c "$CONF" db migrate
+if [ "$("$PG" psql -XAtq -c "SELECT 1 FROM pg_database WHERE datname = 'dcmspoke'" "$ROOT")" != 1 ]; then
+	"$PG" psql -XAtq -c "CREATE DATABASE dcmspoke" "$ROOT" >/dev/null
+fi
+if [ -f "$SCONF" ]; then
+	say "keeping the existing $SCONF"
+else
+	write_spoke_conf "$port"
+fi
+"$SPOKED" -c "$SCONF" --check-config >/dev/null || die "$SCONF is not valid"
 
 pid=$(hubd_pid)
 if [ -n "$pid" ]; then
 	say "hubd is already running"
+	start_spoked
 	print_info "$pid" "$aet" "$port"
 	exit 0
 fi
@@ -269,4 +413,5 @@ until echoscu -to 2 -ta 5 -td 5 -aet ECHOSCU -aec "$aet" 127.0.0.1 "$port" >/dev
 	fi
 	sleep 0.2
 done
+start_spoked
 print_info "$pid" "$aet" "$port"

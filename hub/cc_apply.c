@@ -850,6 +850,9 @@ static void apply_segment(ctx *t, const Dhcc__Segment *s)
 	/* sop UIDs that already left the source (moved or renamed by an earlier target) */
 	char **gone = calloc(1, sizeof(char *));
 	size_t n_gone = 0;
+	Dhcc__InstanceRef **mv = NULL; /* instances of the current target that leave the source */
+	Dhcc__UidMapping **mvm = NULL; /* their INSTANCE and SERIES mappings */
+	size_t n_mv = 0, n_mvm = 0;
 	for (size_t k = 0; k < s->n_targets && !bad(t); k++) {
 		const Dhcc__SegmentTarget *g = s->targets[k];
 		char tpk[32], acc[64];
@@ -887,33 +890,35 @@ static void apply_segment(ctx *t, const Dhcc__Segment *s)
 				refuse(t, "instance %s placed twice without a new SOP Instance UID", ref->sop_uid);
 				break;
 			}
-			/* it leaves the source: moved (and renamed when mapped) */
-			Dhcc__InstanceRef *one[1] = { (Dhcc__InstanceRef *)ref };
-			Dhcc__UidMapping im = DHCC__UID_MAPPING__INIT, sm = DHCC__UID_MAPPING__INIT;
-			Dhcc__UidMapping *mm[2];
-			size_t nmm = 0;
-			if (nsop) {
-				im.level = DHCC__LEVEL__LEVEL_INSTANCE;
-				im.old_uid = ref->sop_uid;
-				im.new_uid = (char *)nsop;
-				mm[nmm++] = &im;
-			}
-			if (nser) {
-				sm.level = DHCC__LEVEL__LEVEL_SERIES;
-				sm.old_uid = ref->series_uid;
-				sm.new_uid = (char *)nser;
-				mm[nmm++] = &sm;
-			}
-			move_refs(t, one, 1, tpk, mm, nmm);
+			/* it leaves the source (moved, renamed when mapped): collected, so that a
+			 * series leaving whole is recognised as whole */
+			Dhcc__InstanceRef **nm = realloc(mv, (n_mv + 1) * sizeof(*nm));
+			Dhcc__UidMapping **nmap = realloc(mvm, (n_mvm + 2) * sizeof(*nmap));
 			char **ng = realloc(gone, (n_gone + 1) * sizeof(char *));
-			if (!ng) {
+			if (nm)
+				mv = nm;
+			if (nmap)
+				mvm = nmap;
+			if (ng)
+				gone = ng;
+			if (!nm || !nmap || !ng) {
 				t->failed = 1;
 				snprintf(t->err.msg, sizeof(t->err.msg), "out of memory");
 				break;
 			}
-			gone = ng;
+			mv[n_mv++] = (Dhcc__InstanceRef *)ref;
+			for (size_t j = 0; j < g->n_uid_map; j++) {
+				const Dhcc__UidMapping *um = g->uid_map[j];
+				if ((um->level == DHCC__LEVEL__LEVEL_INSTANCE && strcmp(um->old_uid, ref->sop_uid) == 0) ||
+				    (um->level == DHCC__LEVEL__LEVEL_SERIES && strcmp(um->old_uid, ref->series_uid) == 0))
+					mvm[n_mvm++] = (Dhcc__UidMapping *)um;
+			}
 			gone[n_gone++] = ref->sop_uid;
 		}
+		if (n_mv && !bad(t))
+			move_refs(t, mv, n_mv, tpk, mvm, n_mvm);
+		n_mv = 0;
+		n_mvm = 0;
 		study_attrs(t, tpk, sppk, g->attributes, g->n_attributes);
 		{
 			const char *p[1] = { tpk };
@@ -922,6 +927,8 @@ static void apply_segment(ctx *t, const Dhcc__Segment *s)
 		record_map(t, g->uid_map, g->n_uid_map, g->study_uid, acc);
 	}
 	free(gone);
+	free(mv);
+	free(mvm);
 	if (!s->keep_source && !bad(t)) {
 		char one[48];
 		snprintf(one, sizeof(one), "{%s}", spk);
