@@ -862,19 +862,97 @@ extern "C" int dh_dcm_store_file(dh_dcm_assoc *a, int pc_id, const char *path, i
 				    status, err, errlen);
 }
 
+static int is_ascii(const char *s)
+{
+	for (; s && *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 0;
+	return 1;
+}
+
+/*
+ * Converts the data set's text to UTF-8 (Specific Character Set becomes
+ * ISO_IR 192). Undeclared 8-bit text is read as Latin-1, as dh_dcm_ds_load
+ * does; bytes the declared set cannot map are dropped rather than failing
+ * the whole object.
+ */
+static OFCondition convert_to_utf8(DcmDataset *ds)
+{
+	OFString cs;
+	if (ds->findAndGetOFStringArray(DCM_SpecificCharacterSet, cs).bad())
+		cs.clear();
+	size_t b = cs.find_first_not_of(' '), e = cs.find_last_not_of(' ');
+	cs = b == OFString_npos ? OFString() : cs.substr(b, e - b + 1);
+	if (cs == "ISO_IR 192")
+		return EC_Normal;
+	OFCondition c = ds->convertCharacterSet(cs, "ISO_IR 192", 0, OFTrue);
+	if (c.bad() && cs.empty())
+		c = ds->convertCharacterSet("ISO_IR 100", "ISO_IR 192", 0, OFTrue);
+	if (c.bad())
+		c = ds->convertCharacterSet(cs, "ISO_IR 192", DCMTypes::CF_discardIllegal, OFTrue);
+	return c;
+}
+
+/* Sets one attribute (see dh_dcm_override). */
+static OFCondition put_override(DcmDataset *ds, const dh_dcm_override *o)
+{
+	DcmTag tag((Uint16)(o->tag >> 16), (Uint16)(o->tag & 0xFFFF));
+	if (o->vr && *o->vr) {
+		/* a VR DCMTK does not know leaves the dictionary's */
+		DcmVR vr(o->vr);
+		if (vr.isStandard())
+			tag.setVR(vr);
+	}
+	const char *value = o->value ? o->value : "";
+	/* dictionary-less private tags and unknown VRs: the value's bytes as UN */
+	if (tag.getEVR() == EVR_UNKNOWN || tag.getEVR() == EVR_UNKNOWN2B)
+		tag.setVR(DcmVR(EVR_UN));
+	DcmElement *el = NULL;
+	OFCondition c = DcmItem::newDicomElementWithVR(el, tag);
+	if (c.bad())
+		return c;
+	if (*value) {
+		if (tag.getEVR() == EVR_SQ) {
+			c = EC_IllegalCall; /* only an empty sequence can be written from text */
+		} else if (tag.getEVR() == EVR_UN) {
+			std::vector<Uint8> bytes(value, value + strlen(value));
+			if (bytes.size() % 2)
+				bytes.push_back(0);
+			c = el->putUint8Array(bytes.data(), (unsigned long)bytes.size());
+		} else {
+			c = el->putString(value);
+		}
+	}
+	if (c.good())
+		c = ds->insert(el, OFTrue);
+	if (c.bad())
+		delete el;
+	return c;
+}
+
 /* Applies the index's values to a data set that is about to leave the hub. */
 static OFCondition apply_overrides(DcmFileFormat &ff, const dh_dcm_override *ov, int n_ov)
 {
 	DcmDataset *ds = ff.getDataset();
+	OFCondition c = EC_Normal;
+	int ascii = 1;
+	for (int i = 0; i < n_ov && ascii; i++)
+		ascii = is_ascii(ov[i].value);
+	if (!ascii && (c = convert_to_utf8(ds)).bad())
+		return c;
 	for (int i = 0; i < n_ov; i++) {
-		DcmTagKey key((Uint16)(ov[i].tag >> 16), (Uint16)(ov[i].tag & 0xFFFF));
-		OFCondition c = ds->putAndInsertString(key, ov[i].value ? ov[i].value : "");
-		if (c.bad())
+		Uint16 group = (Uint16)(ov[i].tag >> 16);
+		/* the meta and the character set are ours: values are UTF-8 text */
+		if (group == 0x0000 || group == 0x0002 || ov[i].tag == DH_TAG(0x0008, 0x0005))
+			continue;
+		if ((c = put_override(ds, &ov[i])).bad())
 			return c;
-		if (key == DCM_SOPInstanceUID)
-			ff.getMetaInfo()->putAndInsertString(DCM_MediaStorageSOPInstanceUID, ov[i].value);
 	}
-	return EC_Normal;
+	/* the meta follows the data set (the receiver builds its own from the C-STORE request) */
+	OFString sop;
+	if (ds->findAndGetOFString(DCM_SOPInstanceUID, sop).good())
+		c = ff.getMetaInfo()->putAndInsertString(DCM_MediaStorageSOPInstanceUID, sop.c_str());
+	return c;
 }
 
 /* The C-STORE request for one object (as a C-MOVE sub-operation when move_orig_ae is set). */
@@ -1219,6 +1297,17 @@ extern "C" int dh_dcm_ds_put_path(dh_dcm_ds *ds, const char *path, const char *v
 		return value && *value ? DH_DCM_ERROR : DH_DCM_OK; /* an (empty) sequence or item */
 	OFCondition c = OFstatic_cast(DcmElement *, o)->putString(value ? value : "");
 	return c.good() ? DH_DCM_OK : DH_DCM_ERROR;
+}
+
+extern "C" int dh_dcm_ds_apply_overrides(dh_dcm_ds *ds, const dh_dcm_override *ov, int n_ov, char *err,
+					 size_t errlen)
+{
+	OFCondition c = apply_overrides(ds->ff, ov, n_ov);
+	if (c.bad()) {
+		set_err(err, errlen, "cannot apply the index's values", c);
+		return DH_DCM_ERROR;
+	}
+	return DH_DCM_OK;
 }
 
 extern "C" int dh_dcm_ds_save(dh_dcm_ds *ds, const char *path, const char *ts, char *err, size_t errlen)

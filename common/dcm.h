@@ -238,17 +238,33 @@ int dh_dcm_store_file(dh_dcm_assoc *a, int pc_id, const char *path, int raw,
 		      const char *sop_class, const char *sop_instance, int timeout_s,
 		      unsigned int *status, char *err, size_t errlen);
 
-/* An attribute value to replace when an object leaves the hub (the index's truth). */
+/*
+ * An attribute value to set when an object leaves the hub (the index's
+ * truth). value is UTF-8 text as DICOM writes it (multiple values
+ * backslash-separated); "" (or NULL) sets the attribute present with zero
+ * length. vr NULL or "" takes the dictionary's VR; give it for private or
+ * unknown tags (a tag whose VR stays unknown is written as UN holding the
+ * value's bytes). An SQ can only be set empty. Top-level attributes only;
+ * group 0000 and 0002 and Specific Character Set are ignored (the File
+ * Meta Information follows the data set; the character set follows the
+ * values).
+ */
 typedef struct {
 	uint32_t tag;
 	const char *value;
+	const char *vr;
 } dh_dcm_override;
 
 /*
  * Same as dh_dcm_store_file, as a C-MOVE sub-operation: move_orig_ae
  * (NULL: none) and move_orig_msg_id go into the C-STORE request. With
- * n_ov > 0 the data set is parsed, the overrides applied (SOP Instance UID
- * also in the File Meta Information) and re-encoded, whatever raw says.
+ * n_ov > 0 the data set is parsed, the overrides applied in order (a later
+ * one of the same tag wins) and re-encoded, whatever raw says. When any
+ * value is not pure ASCII the data set is first converted to UTF-8
+ * (Specific Character Set ISO_IR 192; undeclared 8-bit text is read as
+ * Latin-1), so values are never mixed with another character set. The
+ * File Meta Information follows: Media Storage SOP Instance UID becomes
+ * the SOP Instance UID sent.
  */
 int dh_dcm_store_file_ex(dh_dcm_assoc *a, int pc_id, const char *path, int raw,
 			 const char *sop_class, const char *sop_instance,
@@ -325,6 +341,13 @@ int dh_dcm_ds_has(const dh_dcm_ds *ds, uint32_t tag);
 /* Sets tag (or a path, creating items) to value, in the VR the dictionary gives. */
 int dh_dcm_ds_put(dh_dcm_ds *ds, uint32_t tag, const char *value);
 int dh_dcm_ds_put_path(dh_dcm_ds *ds, const char *path, const char *value);
+
+/*
+ * Applies overrides to a data set the way dh_dcm_store_file_ex does before
+ * sending (UTF-8 conversion when a value is not ASCII, File Meta
+ * Information following), e.g. for WADO or a tool that writes files.
+ */
+int dh_dcm_ds_apply_overrides(dh_dcm_ds *ds, const dh_dcm_override *ov, int n_ov, char *err, size_t errlen);
 
 /* Writes the data set with File Meta Information in transfer syntax ts (tests, tools). */
 int dh_dcm_ds_save(dh_dcm_ds *ds, const char *path, const char *ts, char *err, size_t errlen);

@@ -20,6 +20,25 @@
  * a failed sub-operation. A destination marked `uncompressed` is offered the
  * fallback contexts and native stored syntaxes only.
  *
+ * Transmit-time rendering (render.h): stored files are never rewritten, so
+ * after the object list is read, render_load fetches in one go (same
+ * connection, a couple of queries whatever the number of objects) what the
+ * index says differs from each file: UIDs the hub or a change context
+ * assigned, the target study's patient and study attributes for objects a
+ * change context moved, and attribute overrides. An object with nothing to
+ * change is sent raw as before; one with changes is parsed, changed and
+ * re-encoded (in its stored syntax when that was accepted). Deleted objects
+ * are not in the instance table, so they are never matched nor sent.
+ *
+ * Old UIDs stay resolvable: a Study Instance UID in the identifier that names
+ * no current study moves the objects that came in under it
+ * (instance.received_study_uid) and, following uid_mapping kind 'study'
+ * (old_uid -> new_uid, transitively while the new UID is not current
+ * either), those of the study it became (Study UID fix-up, merge). Series
+ * and SOP Instance UIDs that are not current follow uid_mapping kinds
+ * 'series' and 'sop' the same way. A UID that is current always means the
+ * object that has it now.
+ *
  * Status (Table 2-32): A801 unknown destination, A900 identifier not valid
  * for the model, C000 index unreachable, A702 when the destination cannot be
  * reached or refused every object, FE00 after C-CANCEL, B000 when some
@@ -31,6 +50,7 @@
 #include "log.h"
 #include "nearline.h"
 #include "qr.h"
+#include "render.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -57,17 +77,13 @@ typedef struct {
 	char *sop_class;
 	char *ts;
 	char *path; /* absolute cache path; NULL when evicted (read from its TAR) */
-	char *pk;   /* instance primary key, to locate evicted objects */
-	/* the index's study and series UIDs when they differ from the file's
-	 * (the duplicate policy assigned new ones): applied when sending */
-	char *study_uid;
-	char *series_uid;
-	int render;
+	char *pk;   /* instance primary key: evicted objects, render_get */
 } move_obj;
 
 typedef struct {
 	move_obj *objs;
 	int n;
+	render_set *rs; /* what to change in each object as it leaves (render.h) */
 } move_set;
 
 static void move_set_free(move_set *s)
@@ -78,11 +94,11 @@ static void move_set_free(move_set *s)
 		free(s->objs[i].ts);
 		free(s->objs[i].path);
 		free(s->objs[i].pk);
-		free(s->objs[i].study_uid);
-		free(s->objs[i].series_uid);
 	}
-	if (s)
+	if (s) {
 		free(s->objs);
+		render_free(s->rs);
+	}
 }
 
 static int is_native_ts(const char *ts)
@@ -192,38 +208,81 @@ static int parse_keys(const char *model, const dh_dcm_ds *ds, move_keys *k, char
 	return 0;
 }
 
-/* Fills set with the matching objects. Returns 0, or -1 (database unavailable or failing). */
+/*
+ * Appends the CTEs that resolve a UID key (a backslash list in parameter
+ * $param): k<param>(u) the UIDs asked for, c<param>(u) those and, for every
+ * one that is not current in table.col, where uid_mapping of kind led.
+ */
+static size_t add_resolve_ctes(char *sql, size_t size, size_t off, int param, const char *kind,
+			       const char *table, const char *col)
+{
+	return off + (size_t)snprintf(sql + off, size - off,
+		"%sk%d(u) AS (SELECT unnest(string_to_array($%d, '\\'))), "
+		"c%d(u, d) AS (SELECT u, 0 FROM k%d UNION ALL SELECT m.new_uid, c.d + 1 FROM c%d c "
+		"JOIN uid_mapping m ON m.kind = '%s' AND m.old_uid = c.u WHERE c.d < 8 "
+		"AND NOT EXISTS (SELECT 1 FROM %s z WHERE z.%s = c.u))",
+		off > strlen("WITH RECURSIVE ") ? ", " : "", param, param, param, param, param, kind, table, col);
+}
+
+/*
+ * Fills set with the matching objects and what to change in each
+ * (render_load, on the same connection). Returns 0, or -1 (database
+ * unavailable or failing).
+ */
 static int select_objects(hub *h, const move_keys *k, const char *dest_ae, move_set *set)
 {
 	dh_db_err err = { "", "" };
 	PGconn *c = dh_db_get(h->db, &err);
 	PGresult *r = NULL;
+	const char **pks = NULL;
 	int rc = -1;
 	if (!c) {
 		DH_ERROR("C-MOVE: index database unavailable: %s", err.msg);
 		return -1;
 	}
-	char sql[1400];
+	char sql[4096];
 	const char *params[5];
-	int np = 0;
-	size_t off = (size_t)snprintf(sql, sizeof(sql),
-		"SELECT i.sop_uid, i.sop_class_uid, i.transfer_syntax, i.file_path, i.pk, st.study_uid, "
-		"se.series_uid, (i.sop_uid <> i.received_sop_uid OR st.study_uid <> i.received_study_uid "
-		"OR EXISTS (SELECT 1 FROM uid_mapping m WHERE m.kind = 'series' AND m.new_uid = se.series_uid)) "
+	int np = 0, pstudy = 0, pseries = 0, psop = 0;
+	/* multiple values ("a\b") are lists of UIDs: string_to_array splits them in the server */
+	size_t off = (size_t)snprintf(sql, sizeof(sql), "WITH RECURSIVE ");
+	if (k->study[0]) {
+		params[np] = k->study;
+		pstudy = ++np;
+		off = add_resolve_ctes(sql, sizeof(sql), off, pstudy, "study", "study", "study_uid");
+	}
+	if (k->series[0]) {
+		params[np] = k->series;
+		pseries = ++np;
+		off = add_resolve_ctes(sql, sizeof(sql), off, pseries, "series", "series", "series_uid");
+	}
+	if (k->image[0]) {
+		params[np] = k->image;
+		psop = ++np;
+		off = add_resolve_ctes(sql, sizeof(sql), off, psop, "sop", "instance", "sop_uid");
+	}
+	if (np == 0)
+		off = 0; /* no CTE */
+	off += (size_t)snprintf(sql + off, sizeof(sql) - off,
+		"SELECT i.sop_uid, i.sop_class_uid, i.transfer_syntax, i.file_path, i.pk "
 		"FROM instance i JOIN series se ON se.pk = i.series_fk "
 		"JOIN study st ON st.pk = se.study_fk JOIN patient p ON p.pk = st.patient_fk WHERE true");
-	/* multiple values ("a\b") are lists of UIDs: string_to_array splits them in the server */
-	const struct { const char *val; const char *col; } keys[] = {
-		{ k->patient_id, "p.patient_id" }, { k->study, "st.study_uid" },
-		{ k->series, "se.series_uid" }, { k->image, "i.sop_uid" }
-	};
-	for (int l = 0; l < 4; l++) {
-		if (!keys[l].val[0])
-			continue;
-		params[np++] = keys[l].val;
+	if (k->patient_id[0]) {
+		params[np++] = k->patient_id;
 		off += (size_t)snprintf(sql + off, sizeof(sql) - off,
-					" AND %s = ANY (string_to_array($%d, '\\'))", keys[l].col, np);
+					" AND p.patient_id = ANY (string_to_array($%d, '\\'))", np);
 	}
+	if (pstudy)
+		/* two index-friendly branches rather than an OR across tables */
+		off += (size_t)snprintf(sql + off, sizeof(sql) - off,
+			" AND i.pk IN (SELECT x.pk FROM instance x JOIN series xs ON xs.pk = x.series_fk "
+			"JOIN study xt ON xt.pk = xs.study_fk WHERE xt.study_uid IN (SELECT u FROM c%d) "
+			"UNION ALL SELECT x.pk FROM instance x WHERE x.received_study_uid IN (SELECT u FROM k%d "
+			"WHERE NOT EXISTS (SELECT 1 FROM study z WHERE z.study_uid = k%d.u)))", pstudy, pstudy, pstudy);
+	if (pseries)
+		off += (size_t)snprintf(sql + off, sizeof(sql) - off, " AND se.series_uid IN (SELECT u FROM c%d)",
+					pseries);
+	if (psop)
+		off += (size_t)snprintf(sql + off, sizeof(sql) - off, " AND i.sop_uid IN (SELECT u FROM c%d)", psop);
 	if (h->cfg.restrict_to_source) {
 		/* §5.2: objects go back only to the AE they came from */
 		params[np++] = dest_ae;
@@ -237,7 +296,8 @@ static int select_objects(hub *h, const move_keys *k, const char *dest_ae, move_
 	}
 	int n = PQntuples(r);
 	set->objs = calloc(n ? (size_t)n : 1, sizeof(move_obj));
-	if (!set->objs)
+	pks = calloc(n ? (size_t)n : 1, sizeof(*pks));
+	if (!set->objs || !pks)
 		goto done;
 	for (int i = 0; i < n; i++) {
 		move_obj *o = &set->objs[i];
@@ -245,18 +305,21 @@ static int select_objects(hub *h, const move_keys *k, const char *dest_ae, move_
 		o->sop_class = strdup(PQgetvalue(r, i, 1));
 		o->ts = strdup(PQgetvalue(r, i, 2));
 		o->pk = strdup(PQgetvalue(r, i, 4));
-		o->study_uid = strdup(PQgetvalue(r, i, 5));
-		o->series_uid = strdup(PQgetvalue(r, i, 6));
-		o->render = strcmp(PQgetvalue(r, i, 7), "t") == 0;
 		if (!PQgetisnull(r, i, 3) &&
 		    asprintf(&o->path, "%s/%s", h->cfg.cache_dir, PQgetvalue(r, i, 3)) < 0)
 			goto done;
 		set->n = i + 1;
-		if (!o->sop_uid || !o->sop_class || !o->ts || !o->pk || !o->study_uid || !o->series_uid)
+		if (!o->sop_uid || !o->sop_class || !o->ts || !o->pk)
 			goto done;
+		pks[i] = o->pk;
+	}
+	if (n > 0 && render_load(c, pks, n, &set->rs, &err) < 0) {
+		DH_ERROR("C-MOVE: reading what to change in the objects failed: [%s] %s", err.sqlstate, err.msg);
+		goto done;
 	}
 	rc = 0;
 done:
+	free(pks);
 	PQclear(r);
 	dh_db_put(h->db, c, dh_db_conn_lost(c, &err));
 	return rc;
@@ -326,16 +389,15 @@ static void add_failed(move_run *m, const char *uid)
  * on a nearline volume (read at its offset and MD5-checked, never extracted
  * to disk). An offline volume or damaged bytes fail the sub-operation.
  */
-static int send_object(hub *h, dh_dcm_assoc *d, int pc, int raw, const move_obj *o, move_run *m,
-		       unsigned int *st, char *err, size_t errlen)
+static int send_object(hub *h, dh_dcm_assoc *d, int pc, int raw, const move_obj *o, const render_set *rs,
+		       move_run *m, unsigned int *st, char *err, size_t errlen)
 {
 	const int timeout = (int)h->cfg.dimse_timeout;
 	const char *orig = dh_dcm_assoc_calling_ae(m->req);
-	/* the index is the truth: UIDs the hub assigned replace the file's */
-	const dh_dcm_override ov[3] = { { DH_TAG(0x0008, 0x0018), o->sop_uid },
-					{ DH_TAG(0x0020, 0x000D), o->study_uid },
-					{ DH_TAG(0x0020, 0x000E), o->series_uid } };
-	const int n_ov = o->render ? 3 : 0;
+	/* the index is the truth: what it says differs from the file is set as the object leaves */
+	const dh_dcm_override *ov = NULL;
+	int n_ov = 0;
+	render_get(rs, o->pk, &ov, &n_ov);
 	if (o->path)
 		return dh_dcm_store_file_ex(d, pc, o->path, raw, o->sop_class, o->sop_uid, orig, m->cmd->msg_id,
 					    ov, n_ov, timeout, st, err, errlen);
@@ -462,7 +524,7 @@ static unsigned int run_suboperations(move_run *m, const move_set *set, const hu
 			add_failed(m, o->sop_uid);
 		} else {
 			err[0] = '\0';
-			rc = send_object(h, d, pc, raw, o, m, &st, err, sizeof(err));
+			rc = send_object(h, d, pc, raw, o, set->rs, m, &st, err, sizeof(err));
 			if (rc == DH_DCM_OK && st == 0x0000) {
 				m->counts[1]++;
 			} else if (rc == DH_DCM_OK && (st & 0xF000) == 0xB000) {
@@ -511,7 +573,7 @@ int qr_move(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 	const char *calling = dh_dcm_assoc_calling_ae(a);
 	dh_dcm_ds *ds = NULL;
 	move_keys *k = calloc(1, sizeof(*k));
-	move_set set = { NULL, 0 };
+	move_set set = { NULL, 0, NULL };
 	move_run m = { h, a, cmd, { 0, 0, 0, 0 }, NULL, 0, 0 };
 	char err[256] = "", why[160] = "";
 	unsigned int status = ST_SUCCESS;

@@ -8,8 +8,10 @@
  * Information follows), the patient and study attributes of the study it
  * now belongs to when it was moved there (split, merge, segment), and the
  * attr_override rows of its patient, study, series and instance in the
- * order they were made. An object with nothing to change is sent as
- * stored (raw).
+ * order they were made (seq), in that order, the UIDs last (a later value
+ * of the same tag wins when applied in order, as dh_dcm_store_file_ex
+ * does). An object with nothing to change is sent as stored (raw).
+ * Deleted objects are not in the instance table: nothing to render.
  *
  * Ownership: a render_set is the caller's (render_free); the overrides
  * render_get hands out are borrowed from it.
@@ -28,7 +30,10 @@ typedef struct render_set render_set;
  */
 int render_load(PGconn *c, const char *const *instance_pks, int n, render_set **out, dh_db_err *err);
 
-/* The overrides of one instance (*n 0: send as stored). */
+/*
+ * The overrides of one instance (*n 0: send as stored; also for a pk that
+ * was not loaded). The values are valid until render_free(rs).
+ */
 void render_get(const render_set *rs, const char *instance_pk, const dh_dcm_override **ov, int *n);
 
 void render_free(render_set *rs);

@@ -9,7 +9,9 @@
  * from "buffer too small", files written in a transfer syntax load back
  * with the same values and meta header, the data set offset of a file is
  * where its first element starts, damaged or foreign files are refused with
- * a message, and Latin-1 text comes out as UTF-8.
+ * a message, Latin-1 text comes out as UTF-8, and overrides (the index's
+ * values set as an object leaves the hub) follow their VR, order and
+ * character set rules.
  */
 #include "dcm.h"
 
@@ -387,6 +389,116 @@ static void test_latin1_to_utf8(void)
 	dh_dcm_ds_free(back);
 }
 
+/* Saves ds in Explicit VR LE and reads the whole file into buf; returns its length or -1. */
+static long save_raw(dh_dcm_ds *ds, const char *name, unsigned char *buf, size_t len)
+{
+	char path[512], err[256] = "";
+	path_in(path, sizeof(path), name);
+	if (dh_dcm_ds_save(ds, path, DH_TS_EXPLICIT_LE, err, sizeof(err)) != DH_DCM_OK)
+		return -1;
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return -1;
+	long n = (long)fread(buf, 1, len, f);
+	fclose(f);
+	return n;
+}
+
+static int has_bytes(const unsigned char *buf, long n, const char *what, size_t wlen)
+{
+	return n > 0 && memmem(buf, (size_t)n, what, wlen) != NULL;
+}
+
+static void test_overrides_utf8_vr_order(void)
+{
+	dh_dcm_ds *ds = NULL;
+	char err[256] = "", buf[128];
+	static unsigned char raw[65536];
+
+	CU_ASSERT_EQUAL_FATAL(dh_dcm_ds_new(&ds), DH_DCM_OK);
+	CU_ASSERT_EQUAL(dh_dcm_ds_put(ds, DH_TAG(0x0008, 0x0005), "ISO_IR 100"), DH_DCM_OK);
+	CU_ASSERT_EQUAL(dh_dcm_ds_put(ds, DH_TAG(0x0008, 0x0016), CT_STORAGE), DH_DCM_OK);
+	CU_ASSERT_EQUAL(dh_dcm_ds_put(ds, DH_TAG(0x0008, 0x0018), "1.2.3.4.5.6.7"), DH_DCM_OK);
+	CU_ASSERT_EQUAL(dh_dcm_ds_put(ds, DH_TAG(0x0008, 0x1030), "Caf\xe9"), DH_DCM_OK);
+	CU_ASSERT_EQUAL(dh_dcm_ds_put(ds, DH_TAG(0x0008, 0x0080), "Hospital"), DH_DCM_OK);
+	const dh_dcm_override ov[] = {
+		{ DH_TAG(0x0010, 0x0010), "First^Value", NULL },
+		{ DH_TAG(0x0008, 0x0090), "J\xc3\xbcrgen^Gro\xc3\x9f", "PN" },
+		{ DH_TAG(0x0008, 0x0080), "", NULL },             /* present, zero length */
+		{ DH_TAG(0x0011, 0x0010), "DCMHUB TEST", "LO" },  /* private creator */
+		{ DH_TAG(0x0011, 0x1001), "x1", "LO" },           /* private element, VR given */
+		{ DH_TAG(0x0013, 0x1001), "abc", NULL },          /* no VR known: UN, padded */
+		{ DH_TAG(0x0002, 0x0010), "1.2.3", NULL },        /* meta: ignored */
+		{ DH_TAG(0x0008, 0x0018), "1.2.3.4.5.6.8", NULL },
+		{ DH_TAG(0x0010, 0x0010), "Second^Value", NULL }, /* later wins */
+	};
+	CU_ASSERT_EQUAL_FATAL(dh_dcm_ds_apply_overrides(ds, ov, (int)(sizeof(ov) / sizeof(ov[0])), err,
+							sizeof(err)), DH_DCM_OK);
+	CU_ASSERT_EQUAL(dh_dcm_ds_get(ds, DH_TAG(0x0008, 0x0005), buf, sizeof(buf)), DH_DCM_OK);
+	CU_ASSERT_STRING_EQUAL(buf, "ISO_IR 192");
+	CU_ASSERT_EQUAL(dh_dcm_ds_get(ds, DH_TAG(0x0010, 0x0010), buf, sizeof(buf)), DH_DCM_OK);
+	CU_ASSERT_STRING_EQUAL(buf, "Second^Value");
+	CU_ASSERT_EQUAL(dh_dcm_ds_has(ds, DH_TAG(0x0008, 0x0080)), 1);
+	CU_ASSERT_EQUAL(dh_dcm_ds_get(ds, DH_TAG(0x0008, 0x0080), buf, sizeof(buf)), DH_DCM_OK);
+	CU_ASSERT_STRING_EQUAL(buf, "");
+	CU_ASSERT_EQUAL(dh_dcm_ds_get_meta(ds, DH_TAG(0x0002, 0x0003), buf, sizeof(buf)), DH_DCM_OK);
+	CU_ASSERT_STRING_EQUAL(buf, "1.2.3.4.5.6.8");
+	CU_ASSERT_NOT_EQUAL(dh_dcm_ds_get_meta(ds, DH_TAG(0x0002, 0x0010), buf, sizeof(buf)) == DH_DCM_OK &&
+			    strcmp(buf, "1.2.3") == 0, 1);
+	long n = save_raw(ds, "ov1.dcm", raw, sizeof(raw));
+	CU_ASSERT(n > 0);
+	/* the file's own Latin-1 text was converted, the new value is UTF-8: no mixing */
+	CU_ASSERT(has_bytes(raw, n, "Caf\xc3\xa9", 5));
+	CU_ASSERT(!has_bytes(raw, n, "Caf\xe9 ", 5));
+	CU_ASSERT(has_bytes(raw, n, "J\xc3\xbcrgen^Gro\xc3\x9f", 13));
+	CU_ASSERT(has_bytes(raw, n, "\x11\x00\x01\x10LO\x02\x00x1", 10));
+	CU_ASSERT(has_bytes(raw, n, "\x13\x00\x01\x10UN\x00\x00\x04\x00\x00\x00" "abc\x00", 16));
+	CU_ASSERT(has_bytes(raw, n, "\x08\x00\x80\x00LO\x00\x00", 8));
+	dh_dcm_ds_free(ds);
+}
+
+static void test_overrides_charset_cases(void)
+{
+	dh_dcm_ds *ds = NULL;
+	char err[256] = "", buf[128];
+	static unsigned char raw[65536];
+
+	/* ASCII values leave the character set alone */
+	CU_ASSERT_EQUAL_FATAL(dh_dcm_ds_new(&ds), DH_DCM_OK);
+	CU_ASSERT_EQUAL(dh_dcm_ds_put(ds, DH_TAG(0x0008, 0x0005), "ISO_IR 100"), DH_DCM_OK);
+	CU_ASSERT_EQUAL(dh_dcm_ds_put(ds, DH_TAG(0x0010, 0x0010), "M\xfcller"), DH_DCM_OK);
+	const dh_dcm_override ascii[] = { { DH_TAG(0x0008, 0x1030), "plain", NULL } };
+	CU_ASSERT_EQUAL(dh_dcm_ds_apply_overrides(ds, ascii, 1, err, sizeof(err)), DH_DCM_OK);
+	CU_ASSERT_EQUAL(dh_dcm_ds_get(ds, DH_TAG(0x0008, 0x0005), buf, sizeof(buf)), DH_DCM_OK);
+	CU_ASSERT_STRING_EQUAL(buf, "ISO_IR 100");
+	dh_dcm_ds_free(ds);
+
+	/* undeclared 8-bit text is read as Latin-1 when the set is switched to UTF-8 */
+	CU_ASSERT_EQUAL_FATAL(dh_dcm_ds_new(&ds), DH_DCM_OK);
+	CU_ASSERT_EQUAL(dh_dcm_ds_put(ds, DH_TAG(0x0008, 0x0016), CT_STORAGE), DH_DCM_OK);
+	CU_ASSERT_EQUAL(dh_dcm_ds_put(ds, DH_TAG(0x0008, 0x0018), "1.2.3.4.5.6.9"), DH_DCM_OK);
+	CU_ASSERT_EQUAL(dh_dcm_ds_put(ds, DH_TAG(0x0010, 0x0010), "M\xfcller"), DH_DCM_OK);
+	const dh_dcm_override utf8[] = { { DH_TAG(0x0008, 0x1030), "\xc3\x9c" "berarbeitet", NULL } };
+	CU_ASSERT_EQUAL(dh_dcm_ds_apply_overrides(ds, utf8, 1, err, sizeof(err)), DH_DCM_OK);
+	CU_ASSERT_EQUAL(dh_dcm_ds_get(ds, DH_TAG(0x0008, 0x0005), buf, sizeof(buf)), DH_DCM_OK);
+	CU_ASSERT_STRING_EQUAL(buf, "ISO_IR 192");
+	long n = save_raw(ds, "ov2.dcm", raw, sizeof(raw));
+	CU_ASSERT(has_bytes(raw, n, "M\xc3\xbcller", 7));
+	CU_ASSERT(has_bytes(raw, n, "\xc3\x9c" "berarbeitet", 13));
+	dh_dcm_ds_free(ds);
+
+	/* a sequence can only be set empty */
+	CU_ASSERT_EQUAL_FATAL(dh_dcm_ds_new(&ds), DH_DCM_OK);
+	const dh_dcm_override sq_empty[] = { { DH_TAG(0x0008, 0x1140), "", NULL } };
+	const dh_dcm_override sq_text[] = { { DH_TAG(0x0008, 0x1140), "x", NULL } };
+	CU_ASSERT_EQUAL(dh_dcm_ds_apply_overrides(ds, sq_empty, 1, err, sizeof(err)), DH_DCM_OK);
+	CU_ASSERT_EQUAL(dh_dcm_ds_has(ds, DH_TAG(0x0008, 0x1140)), 1);
+	CU_ASSERT_EQUAL(dh_dcm_ds_count(ds, "(0008,1140)"), 0);
+	CU_ASSERT_EQUAL(dh_dcm_ds_apply_overrides(ds, sq_text, 1, err, sizeof(err)), DH_DCM_ERROR);
+	CU_ASSERT(err[0] != '\0');
+	dh_dcm_ds_free(ds);
+}
+
 int main(void)
 {
 	CU_pSuite s;
@@ -411,7 +523,9 @@ int main(void)
 	    CU_add_test(s, "load truncated files", test_load_truncated) == NULL ||
 	    CU_add_test(s, "load a non-DICOM file", test_load_not_dicom) == NULL ||
 	    CU_add_test(s, "load meta of a truncated file", test_load_meta_of_truncated) == NULL ||
-	    CU_add_test(s, "Latin-1 comes out as UTF-8", test_latin1_to_utf8) == NULL) {
+	    CU_add_test(s, "Latin-1 comes out as UTF-8", test_latin1_to_utf8) == NULL ||
+	    CU_add_test(s, "overrides: UTF-8, VR, order, meta", test_overrides_utf8_vr_order) == NULL ||
+	    CU_add_test(s, "overrides: character set cases", test_overrides_charset_cases) == NULL) {
 		CU_cleanup_registry();
 		return 2;
 	}
