@@ -9,6 +9,7 @@
 #include "hub.h"
 #include "hub_config.h"
 #include "hubctl_archive.h"
+#include "hubctl_cc.h"
 #include "log.h"
 
 #include <errno.h>
@@ -34,6 +35,9 @@ static void usage(FILE *out)
 		"                 the TAR files of a series\n"
 		"  verify VOLUME  check every TAR of a volume against the index and its manifest\n"
 		"  cat SOP_UID    write an object's bytes (from the cache or its TAR) to stdout\n"
+		"  queue list [--state S] [--spoke ID] [--study UID] [--all]\n"
+		"                 change contexts needing attention (parked, refused, operator items)\n"
+		"  queue show ID  one change context decoded in full, and why it is where it is\n"
 		"  keygen [--secret-file PATH]\n"
 		"                 make the hub's CURVE key pair: writes the secret key to PATH\n"
 		"                 (default cc.secret_key_file; mode 0600, never overwritten)\n"
@@ -41,7 +45,7 @@ static void usage(FILE *out)
 		"\n"
 		"Options:\n"
 		"  -c, --config FILE   hubd's configuration file (default: built-in defaults)\n"
-		"      --json          machine-readable output (volumes, backlog, tars, verify)\n"
+		"      --json          machine-readable output (volumes, backlog, tars, verify, queue)\n"
 		"      --secret-file PATH  keygen: where to write the secret key\n"
 		"  -h, --help          this help\n"
 		"\n"
@@ -115,9 +119,14 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "secret-file", required_argument, NULL, 's' },
+		{ "state", required_argument, NULL, 'S' },
+		{ "spoke", required_argument, NULL, 'P' },
+		{ "study", required_argument, NULL, 'U' },
+		{ "all", no_argument, NULL, 'A' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *path = NULL, *secret_file = NULL;
+	hubctl_cc_filter qf = { NULL, NULL, NULL, 0 };
 	int json = 0;
 	hub_config cfg;
 	char err[512];
@@ -129,6 +138,10 @@ int main(int argc, char **argv)
 		case 'h': usage(stdout); return 0;
 		case 'j': json = 1; break;
 		case 's': secret_file = optarg; break;
+		case 'S': qf.state = optarg; break;
+		case 'P': qf.spoke = optarg; break;
+		case 'U': qf.study = optarg; break;
+		case 'A': qf.all = 1; break;
 		default: usage(stderr); return 2;
 		}
 	}
@@ -139,6 +152,16 @@ int main(int argc, char **argv)
 		}
 		dh_log_init("hubctl", "stderr", "warn");
 		rc = hubctl_archive_main(&cfg, argc - optind, argv + optind, json);
+		hub_config_free(&cfg);
+		return rc;
+	}
+	if (argc - optind >= 1 && hubctl_cc_is_command(argv[optind])) {
+		if (hub_config_load(&cfg, path, err, sizeof(err)) < 0) {
+			fprintf(stderr, "hubctl: %s\n", err);
+			return 1;
+		}
+		dh_log_init("hubctl", "stderr", "warn");
+		rc = hubctl_cc_main(&cfg, argc - optind, argv + optind, &qf, json);
 		hub_config_free(&cfg);
 		return rc;
 	}

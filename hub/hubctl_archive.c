@@ -15,6 +15,7 @@
 
 #include "hash.h"
 #include "hubctl_archive.h"
+#include "hubctl_out.h"
 #include "log.h"
 
 #include <archive_entry.h>
@@ -33,61 +34,6 @@ int hubctl_archive_is_command(const char *name)
 	return 0;
 }
 
-static void json_str(FILE *out, const char *s)
-{
-	fputc('"', out);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-		if (ch == '"' || ch == '\\')
-			fprintf(out, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(out, "\\u%04x", ch);
-		else
-			fputc(ch, out);
-	}
-	fputc('"', out);
-}
-
-/* Prints a result as a table (header from column names) or a JSON array of objects. */
-static void print_result(PGresult *r, int json, const int *numeric)
-{
-	int rows = PQntuples(r), cols = PQnfields(r);
-	if (json) {
-		printf("[");
-		for (int i = 0; i < rows; i++) {
-			printf(i ? ",\n {" : "\n {");
-			for (int j = 0; j < cols; j++) {
-				printf(j ? ", " : "");
-				json_str(stdout, PQfname(r, j));
-				printf(": ");
-				if (PQgetisnull(r, i, j))
-					printf("null");
-				else if (numeric && numeric[j])
-					printf("%s", PQgetvalue(r, i, j));
-				else
-					json_str(stdout, PQgetvalue(r, i, j));
-			}
-			printf("}");
-		}
-		printf("\n]\n");
-		return;
-	}
-	int w[32] = { 0 };
-	for (int j = 0; j < cols && j < 32; j++) {
-		w[j] = (int)strlen(PQfname(r, j));
-		for (int i = 0; i < rows; i++)
-			if ((int)strlen(PQgetvalue(r, i, j)) > w[j])
-				w[j] = (int)strlen(PQgetvalue(r, i, j));
-	}
-	for (int j = 0; j < cols && j < 32; j++)
-		printf("%-*s%s", w[j], PQfname(r, j), j + 1 < cols ? "  " : "\n");
-	for (int i = 0; i < rows; i++)
-		for (int j = 0; j < cols && j < 32; j++)
-			printf("%-*s%s", w[j], PQgetvalue(r, i, j), j + 1 < cols ? "  " : "\n");
-	if (rows == 0)
-		printf("(none)\n");
-}
-
 static int query_print(PGconn *c, const char *sql, int n, const char *const *p, int json, const int *numeric)
 {
 	dh_db_err err;
@@ -96,7 +42,7 @@ static int query_print(PGconn *c, const char *sql, int n, const char *const *p, 
 		fprintf(stderr, "hubctl: %s\n", err.msg);
 		return 1;
 	}
-	print_result(r, json, numeric);
+	hubctl_print_result(r, json, numeric);
 	PQclear(r);
 	return 0;
 }
@@ -440,11 +386,11 @@ static int cmd_verify(const hub_config *cfg, PGconn *c, int argc, char **argv, i
 	progress(ntars, ntars, "done");
 	if (json) {
 		printf("{\"volume\": ");
-		json_str(stdout, argv[1]);
+		hubctl_json_str(stdout, argv[1]);
 		printf(", \"tars\": %d, \"objects\": %d, \"problems\": [", ntars, checked_objects);
 		for (int i = 0; i < pr.n; i++) {
 			printf(i ? ", " : "");
-			json_str(stdout, pr.lines[i]);
+			hubctl_json_str(stdout, pr.lines[i]);
 		}
 		printf("]}\n");
 	} else {

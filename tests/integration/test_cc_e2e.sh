@@ -13,7 +13,9 @@ dh_setup cce2e
 dh_pg_start
 
 . "$(dirname "$0")/lib_cc.sh"
-dh_cc_pair_start
+# a second spoke, SITE2 (ccsend plays it), may send cc but owns none of these studies
+SITE2_PUB=$("$DH_BUILD/hub/hubctl" keygen --secret-file "$T/site2.key")
+dh_cc_pair_start "[spoke.SITE2]" "public_key = $SITE2_PUB" "ae_titles = SITE2PACS"
 mkdir -p "$T/pacs"
 dh_bg storescp -aet PACS -od "$T/pacs" "$PACS_PORT"
 dh_wait_echo "$PACS_PORT" PACS
@@ -216,6 +218,21 @@ check_rendered
 # the old UID stays resolvable: a C-MOVE of it delivers the study's objects
 move_study "$ORD2_STUDY"
 dh_assert_eq 2 "$(ls "$T/pacs" | wc -l)" "fix-uid: C-MOVE of the old Study UID"
+
+# ---- ownership: a cc of another spoke for a study SITE1 owns is refused ----
+out=$("$DH_BUILD/tests/tools/ccsend" --endpoint "tcp://127.0.0.1:$CC_PORT" --server-key "$HUB_PUB" \
+	--secret-file "$T/site2.key" --spoke SITE2 --timeout 10 --attr "$FIX_STUDY" 1) ||
+	dh_fail "SITE2's cc got no answer: $out"
+dh_assert_contains "$out" "refused 1 permanent" "the other spoke is told its cc is refused"
+dh_assert_contains "$out" "owned by" "the refusal names the owner"
+q=$("$DH_BUILD/hub/hubctl" -c "$T/hub.conf" queue list --spoke SITE2)
+dh_assert_contains "$q" "refused" "hubctl queue list shows the refused cc"
+dh_assert_contains "$q" "yes" "as an operator item"
+id=$("$DH_BUILD/hub/hubctl" -c "$T/hub.conf" --json queue list --spoke SITE2 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+show=$("$DH_BUILD/hub/hubctl" -c "$T/hub.conf" queue show "$id")
+dh_assert_contains "$show" "ATTRIBUTE_CHANGE" "hubctl queue show decodes the cc"
+dh_assert_contains "$show" "owned by" "and says why it was refused"
+dh_assert_eq "matched" "$(find_hub STUDY 0008,1030 "StudyInstanceUID=$FIX_STUDY")" "the refused change did not touch the study"
 
 dh_cc_pair_stop
 dh_hub_stop
