@@ -24,8 +24,8 @@ static const dh_cfg_option spoke_options[] = {
 	{ "spoke", "secret_key_file", DH_CFG_STRING, "", O(secret_key_file), 0, 0, NULL,
 	  "file holding this spoke's CURVE secret key (Z85, from `spokectl keygen`); empty: no cc shipping", 1 },
 	{ "spoke", "sop_conflict", DH_CFG_ENUM, "reject", O(sop_conflict), 0, 0, "reject|split|forward",
-	  "a known SOP Instance UID arriving under another study: reject it (0110), record it as a "
-	  "SPLIT to that study, or forward it as is (the hub assigns a new UID, kb-8993)", 1 },
+	  "known SOP Instance UID under another study: reject (0110), record a SPLIT to that "
+	  "study, or forward as is (the hub assigns a new UID, kb-8993)", 1 },
 	{ "spoke", "max_associations", DH_CFG_INT, "64", O(max_associations), 1, 10000, NULL,
 	  "simultaneous associations from the PACS", 1 },
 	{ "spoke", "max_pdu", DH_CFG_INT, "16352", O(max_pdu), 4096, 131072, NULL,

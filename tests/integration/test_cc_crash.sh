@@ -36,6 +36,7 @@ SPLIT_PID=$!
 
 RANDOM=$$
 rounds=0
+extra=0 # changes recorded with spokectl while the hub was down
 while kill -0 "$ATTR_PID" 2>/dev/null || kill -0 "$SPLIT_PID" 2>/dev/null; do
 	sleep "0.$((RANDOM % 9 + 1))"
 	case $((rounds % 5)) in
@@ -45,7 +46,10 @@ while kill -0 "$ATTR_PID" 2>/dev/null || kill -0 "$SPLIT_PID" 2>/dev/null; do
 		# the hub away for a while: the spoke goes on recording changes
 		dh_hub_stop
 		before=$(dh_spoke_psql "SELECT last_sequence FROM spoke_state")
-		sleep 3
+		"$SPOKECTL" -c "$T/spoked.conf" modify --study "$STUDY_A" --set "StudyDescription=offline $rounds" \
+			>>"$T/spokectl.log" || dh_fail "spokectl modify failed while the hub was down"
+		extra=$((extra + 1))
+		sleep 2
 		after=$(dh_spoke_psql "SELECT last_sequence FROM spoke_state")
 		[ "$after" -gt "$before" ] || dh_fail "the spoke recorded no change while the hub was down"
 		dh_hub_start
@@ -58,7 +62,7 @@ wait "$SPLIT_PID" || dh_fail "ccload split failed: $(tail -n 3 "$T/ccload.log")"
 [ "$rounds" -ge 5 ] || dh_fail "only $rounds crash rounds happened"
 
 last=$(dh_spoke_psql "SELECT last_sequence FROM spoke_state")
-dh_assert_eq 3601 "$last" "every change recorded at the spoke"
+dh_assert_eq $((3601 + extra)) "$last" "every change recorded at the spoke"
 dh_cc_wait_acked "$last" 120
 
 dh_assert_eq "$last" "$(dh_psql "SELECT count(*) FROM cc_log WHERE spoke_id = 'SITE1'")" "each cc at the hub once"
@@ -76,6 +80,11 @@ spoke_home=$(dh_spoke_psql "SELECT study_uid FROM ledger_instance WHERE sop_uid 
 dh_assert_eq "$STUDY_B" "$spoke_home" "601 splits leave the image in study B"
 dh_assert_eq "$spoke_home" "$(dh_psql "SELECT st.study_uid FROM instance i JOIN series se ON se.pk = i.series_fk JOIN study st ON st.pk = se.study_fk WHERE i.sop_uid = '$SOP'")" "hub: the image's study"
 dh_assert_eq 3 "$(dh_psql "SELECT count(*) FROM instance")" "hub: no object lost or duplicated"
+if [ "$extra" -gt 0 ]; then
+	a_desc=$(dh_spoke_psql "SELECT DISTINCT study_description FROM ledger_instance WHERE study_uid = '$STUDY_A' AND deleted_at IS NULL")
+	dh_assert_contains "$a_desc" "offline" "spoke: study A's description from the changes made while the hub was down"
+	dh_assert_eq "$a_desc" "$(dh_psql "SELECT description FROM study WHERE study_uid = '$STUDY_A'")" "hub: study A's description"
+fi
 
 dh_cc_pair_stop
 dh_hub_stop

@@ -173,6 +173,39 @@ for f in "$T"/pacs/*; do
 	dh_assert_eq "P1" "$(tagval "$f" 0010,0020)" "merge: rendered Patient ID of the destination"
 done
 check_rendered
+# the PACS sends the object its merge created (new SOP and series UIDs, the
+# study's current attributes): the spoke and the hub already hold it through
+# the cc, so it is acknowledged and neither keeps a second copy
+MERGED_SOP=$(awk '$1 == "sop" { print $3 }' <<<"$CAP_OUT" | tail -n 1)
+MERGED_SER=$(awk '$1 == "series" { print $3 }' <<<"$CAP_OUT" | tail -n 1)
+[ -n "$MERGED_SOP" ] && [ -n "$MERGED_SER" ] || dh_fail "merge printed no new SOP/series UID: $CAP_OUT"
+orig=
+for f in "$T"/in/ct*.dcm; do
+	if [ "$(tagval "$f" 0008,0018)" = "$SPLIT_SOP" ]; then orig=$f; fi
+done
+[ -n "$orig" ] || dh_fail "cannot find the original of $SPLIT_SOP"
+dh_variant "$orig" "$T/merged.dcm" -m "SOPInstanceUID=$MERGED_SOP" -m "SeriesInstanceUID=$MERGED_SER" \
+	-m "StudyInstanceUID=$STUDY_A" -m "PatientName=DOE^JANE" -m "StudyDescription=corrected"
+before_hub=$(hub_count)
+before_ledger=$(dh_spoke_psql "SELECT count(*) FROM ledger_instance WHERE deleted_at IS NULL")
+storescu -aet STORESCU -aec SPOKE1 127.0.0.1 "$SPOKE_PORT" "$T/merged.dcm" || dh_fail "re-sent merged object refused"
+sleep 2
+dh_assert_eq "$before_ledger" "$(dh_spoke_psql "SELECT count(*) FROM ledger_instance WHERE deleted_at IS NULL")" "merged object re-sent: no second ledger copy"
+dh_assert_eq "$before_hub" "$(hub_count)" "merged object re-sent: no second copy at the hub"
+compare_views "merged object re-sent"
+
+# the PACS sends an image again with a corrected Study Description: an
+# ATTRIBUTE_CHANGE, not a second copy
+last=$(dh_spoke_psql "SELECT last_sequence FROM spoke_state")
+dh_variant "$T/in/ct1.dcm" "$T/resent.dcm" -m "PatientName=DOE^JANE" -m "StudyDescription=from the PACS"
+storescu -aet STORESCU -aec SPOKE1 127.0.0.1 "$SPOKE_PORT" "$T/resent.dcm" || dh_fail "changed re-send refused"
+seq=$(dh_spoke_psql "SELECT last_sequence FROM spoke_state")
+[ "$seq" -gt "$last" ] || dh_fail "the changed re-send recorded no change"
+dh_assert_eq ATTRIBUTE_CHANGE "$(dh_spoke_psql "SELECT kind FROM cc_history WHERE sequence = $seq")" "the re-send is an ATTRIBUTE_CHANGE"
+wait_applied "$seq"
+dh_assert_eq "$before_hub" "$(hub_count)" "changed re-send: no second copy at the hub"
+dh_assert_eq "from the PACS" "$(find_hub STUDY 0008,1030 "StudyInstanceUID=$STUDY_A")" "C-FIND shows the PACS's correction"
+compare_views "changed re-send"
 
 # ---- 4. SEGMENT: study A broken into two orders ----
 mapfile -t SOPS < <(sc ledger --study "$STUDY_A" | cut -f3)
