@@ -23,10 +23,12 @@
 # Exits non-zero only when a run fails (a cc missing, a daemon died), never
 # because a target was missed.
 #
-# Usage: bench/cc.sh [--count N] [--lag-count M] [--rate R] [--keep]
+# Usage: bench/cc.sh [--count N] [--lag-count M] [--rate R] [--split-rate R] [--keep]
 #   --count N      changes per throughput run (default 20000)
 #   --lag-count M  changes per lag run (default 3000)
-#   --rate R       pace of the lag runs, changes per second (default 500)
+#   --rate R       pace of the ATTRIBUTE_CHANGE lag run, changes per second (default 500)
+#   --split-rate R pace of the SPLIT lag run (default 100: a split is a
+#                  person's decision; far more than a site makes)
 #   --keep         keep the run's folder in /tmp after a good run
 # Environment: DH_BUILD (build folder, default <repo>/build).
 set -euo pipefail
@@ -38,6 +40,7 @@ export DH_BUILD
 count=20000
 lag_count=3000
 rate=500
+split_rate=100
 
 usage() { sed -n '/^# Usage:/,/^# Environment:/p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
@@ -45,6 +48,7 @@ while [ $# -gt 0 ]; do
 	--count) count=${2:?--count needs a value}; shift 2 ;;
 	--lag-count) lag_count=${2:?--lag-count needs a value}; shift 2 ;;
 	--rate) rate=${2:?--rate needs a value}; shift 2 ;;
+	--split-rate) split_rate=${2:?--split-rate needs a value}; shift 2 ;;
 	--keep) export DH_KEEP=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "cc: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
@@ -89,6 +93,7 @@ pgtps=$("$PGBENCH" -n -c 1 -T 5 -f "$T/insert.sql" "$DH_CONNINFO" 2>/dev/null |
 last_seq() { dh_spoke_psql "SELECT last_sequence FROM spoke_state"; }
 
 # ---- 2. throughput -----------------------------------------------------------
+# (run in this shell, not in $(...): it restarts hubd, whose PID the harness tracks)
 throughput() {
 	local kind=$1 first last secs
 	first=$(($(last_seq) + 1))
@@ -108,7 +113,7 @@ throughput() {
 	t0=$(dh_psql "SELECT extract(epoch FROM min(received_at)) FROM cc_log WHERE spoke_id = 'SITE1' AND sequence BETWEEN $first AND $last")
 	t1=$(dh_spoke_psql "SELECT extract(epoch FROM max(acked_at)) FROM cc_history WHERE sequence BETWEEN $first AND $last")
 	secs=$(python3 -c "print(max($t1 - $t0, 1e-6))")
-	python3 -c "print('%.0f' % ($count / $secs))"
+	TPUT=$(python3 -c "print('%.0f' % ($count / $secs))")
 }
 
 # ---- 3. lag ------------------------------------------------------------------
@@ -119,23 +124,27 @@ lag() {
 		"$CCLOAD" -c "$T/spoked.conf" attr --study "$STUDY_A" --count "$lag_count" --rate "$rate" >&2
 	else
 		"$CCLOAD" -c "$T/spoked.conf" split --study "$STUDY_A" --other "$STUDY_B" --sop "$SPLIT_SOP" \
-			--count "$lag_count" --rate "$rate" >&2
+			--count "$lag_count" --rate "$split_rate" >&2
 	fi
 	last=$(last_seq)
 	dh_cc_wait_acked "$last" 120
-	dh_spoke_psql "SELECT round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM acked_at - created_at)))::int
+	LAG=$(dh_spoke_psql "SELECT round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM acked_at - created_at)))::int
 		|| ' ' || round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM acked_at - created_at)))::int
-		FROM cc_history WHERE sequence BETWEEN $first AND $last"
+		FROM cc_history WHERE sequence BETWEEN $first AND $last")
 }
 
-attr_tput=$(throughput attr)
-split_tput=$(throughput split)
-read -r attr_p50 attr_p99 < <(lag attr)
-read -r split_p50 split_p99 < <(lag split)
+throughput attr
+attr_tput=$TPUT
+throughput split
+split_tput=$TPUT
+lag attr
+read -r attr_p50 attr_p99 <<<"$LAG"
+lag split
+read -r split_p50 split_p99 <<<"$LAG"
 
 ratio() { python3 -c "print('%.2f' % ($1 / $2))"; }
 cat <<EOF
-cc benchmark ($count changes per throughput run, $lag_count per lag run at $rate/s)
+cc benchmark ($count changes per throughput run, $lag_count per lag run at $rate/s, splits at $split_rate/s)
   physical limit (pgbench, 1 client, single-row INSERT commits): $pgtps tps
   ATTRIBUTE_CHANGE apply: $attr_tput cc/s   ratio to the commit limit: $(ratio "$attr_tput" "$pgtps")   (target >= 2000 cc/s)
   SPLIT apply:            $split_tput cc/s   ratio to the commit limit: $(ratio "$split_tput" "$pgtps")

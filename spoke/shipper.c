@@ -3,12 +3,14 @@
  *
  * One thread, one PGconn of its own (also LISTENing on dh_outbox, which
  * capture.c NOTIFYs in the transaction that queues a cc) and one CURVE
- * DEALER socket towards the hub's cc endpoint. Stop-and-wait protocol:
+ * DEALER socket towards the hub's cc endpoint. Protocol:
  *
  *   (re)connect  -> hello (an empty Batch); the Ack says how far the hub
  *                   holds this spoke's stream (its acked_through).
- *   then         -> the outbox rows after that sequence, at most cc.batch,
- *                   as one Batch; wait for its Ack up to cc.ack_timeout.
+ *   then         -> the outbox rows after what was sent, at most cc.batch,
+ *                   as one Batch; up to MAX_IN_FLIGHT batches are out at
+ *                   once (the hub answers them in order); each Ack must
+ *                   come within cc.ack_timeout.
  *   Ack          -> one transaction: outbox rows <= acked_through deleted,
  *                   spoke_state.acked_through/last_ack_at set, cc_history
  *                   'acked' (or 'refused' with the reason for permanent
@@ -38,6 +40,7 @@
 #include <zmq.h>
 
 #define IDLE_POLL_MS 1000 /* the outbox is read at least this often */
+#define MAX_IN_FLIGHT 2   /* batches out at once */
 
 struct shipper {
 	spoke *s;
@@ -50,9 +53,13 @@ struct shipper {
 	PGconn *conn;
 	int have_view;        /* the hub answered a hello on this socket */
 	uint64_t acked;       /* every sequence <= acked is at the hub */
-	int awaiting;         /* a frame is out and its Ack not yet in */
-	uint64_t sent_last;   /* highest sequence of the frame out (0: hello) */
-	int64_t sent_at_ms;
+	/* Frames out whose Ack has not come, oldest first: a second batch goes
+	 * out while the hub applies the first, so the hub never waits for the
+	 * spoke's bookkeeping. The hub answers in order on one connection. */
+	int awaiting;
+	uint64_t out_last[MAX_IN_FLIGHT]; /* highest sequence of each (0: hello) */
+	int64_t out_at_ms[MAX_IN_FLIGHT];
+	uint64_t sent_last;   /* highest sequence sent on this socket */
 	int64_t next_send_ms; /* back-off after an Ack that made no progress */
 	int hub_silent;       /* ack timeouts in a row (log the first only) */
 	int db_down_logged;
@@ -138,18 +145,19 @@ static int db_drain_notifies(shipper *sh)
 }
 
 /*
- * Reads up to cc.batch outbox rows after sh->acked (binary results: no
+ * Reads up to cc.batch outbox rows after after_seq (binary results: no
  * bytea hex round trip). *res keeps the bodies alive for the items.
  * Returns the number of rows, or -1 on a database error.
  */
-static int db_read_outbox(shipper *sh, PGresult **res, dh_ccwire_item **items, uint64_t *last)
+static int db_read_outbox(shipper *sh, uint64_t after_seq, PGresult **res, dh_ccwire_item **items,
+			  uint64_t *last)
 {
 	char after[24], limit[24];
 	const char *params[2] = { after, limit };
 	int n, rc = -1;
 
 	*items = NULL;
-	snprintf(after, sizeof(after), "%" PRIu64, sh->acked);
+	snprintf(after, sizeof(after), "%" PRIu64, after_seq);
 	snprintf(limit, sizeof(limit), "%ld", sh->s->cfg.cc_batch);
 	*res = PQexecParams(sh->conn,
 			    "SELECT sequence, body FROM outbox WHERE sequence > $1::bigint ORDER BY sequence "
@@ -238,6 +246,7 @@ static void sock_close(shipper *sh)
 	sh->sock = NULL;
 	sh->have_view = 0;
 	sh->awaiting = 0;
+	sh->sent_last = sh->acked;
 }
 
 static int sock_open(shipper *sh)
@@ -273,9 +282,11 @@ static int send_batch(shipper *sh, const dh_ccwire_item *items, size_t n, uint64
 		DH_DEBUG("shipper: send: %s", zmq_strerror(errno));
 		goto done;
 	}
-	sh->awaiting = 1;
-	sh->sent_last = last;
-	sh->sent_at_ms = now_ms();
+	sh->out_last[sh->awaiting] = last;
+	sh->out_at_ms[sh->awaiting] = now_ms();
+	sh->awaiting++;
+	if (last > sh->sent_last)
+		sh->sent_last = last;
 	if (n)
 		DH_DEBUG("shipper: sent %zu cc (through %" PRIu64 ")", n, last);
 	rc = 0;
@@ -290,7 +301,7 @@ static int handle_ack(shipper *sh)
 	zmq_msg_t msg;
 	dh_ccwire_frame *f = NULL;
 	char why[256];
-	uint64_t through, before = sh->acked;
+	uint64_t through, before = sh->acked, answered;
 	int rc = 0;
 
 	zmq_msg_init(&msg);
@@ -306,6 +317,13 @@ static int handle_ack(shipper *sh)
 	}
 	if (!sh->awaiting)
 		goto done; /* stale: nothing of ours is out */
+	/* the oldest frame out is the one answered */
+	answered = sh->out_last[0];
+	for (int i = 1; i < sh->awaiting; i++) {
+		sh->out_last[i - 1] = sh->out_last[i];
+		sh->out_at_ms[i - 1] = sh->out_at_ms[i];
+	}
+	sh->awaiting--;
 	through = dh_ccwire_ack_through(f);
 	if (sh->hub_silent)
 		DH_INFO("shipper: the hub answers again (acked through %" PRIu64 ")", through);
@@ -330,14 +348,17 @@ static int handle_ack(shipper *sh)
 	/* the hub's word is the truth from now on */
 	sh->acked = through;
 	sh->have_view = 1;
-	sh->awaiting = 0;
 	sh->next_send_ms = 0;
-	if (sh->sent_last > through && through <= before) {
+	if (sh->sent_last < through)
+		sh->sent_last = through;
+	if (answered > through && through <= before) {
 		/* the hub stopped short without progress (a gap, or a cc it could
-		 * not decode): wait a little instead of resending in a tight loop */
+		 * not decode): send again from what it holds, after a little wait
+		 * instead of in a tight loop */
 		DH_WARN("shipper: the hub acknowledged only through %" PRIu64 " of a batch through %" PRIu64
 			"; resending in a second",
-			through, sh->sent_last);
+			through, answered);
+		sh->sent_last = through;
 		sh->next_send_ms = now_ms() + 1000;
 	}
 done:
@@ -357,14 +378,15 @@ static int ship_next(shipper *sh)
 	uint64_t last = 0;
 	int n, rc = 0;
 
-	if (sh->awaiting || now_ms() < sh->next_send_ms)
+	if (sh->awaiting >= MAX_IN_FLIGHT || now_ms() < sh->next_send_ms)
 		return 0;
 	if (!sh->have_view) {
-		if (send_batch(sh, NULL, 0, 0) != 0)
+		if (!sh->awaiting && send_batch(sh, NULL, 0, 0) != 0)
 			sock_close(sh);
 		return 0;
 	}
-	if ((n = db_read_outbox(sh, &res, &items, &last)) < 0) {
+	if ((n = db_read_outbox(sh, sh->sent_last > sh->acked ? sh->sent_last : sh->acked, &res, &items, &last)) <
+	    0) {
 		rc = -1;
 		goto done;
 	}
@@ -399,7 +421,7 @@ static void *shipper_main(void *arg)
 			continue;
 		}
 		if (sh->awaiting) {
-			int64_t left = sh->sent_at_ms + c->cc_ack_timeout * 1000 - now_ms();
+			int64_t left = sh->out_at_ms[0] + c->cc_ack_timeout * 1000 - now_ms();
 			if (left <= 0) {
 				if (!sh->hub_silent)
 					DH_WARN("shipper: no answer from the hub at %s within %ld s; reconnecting "
@@ -425,7 +447,7 @@ static void *shipper_main(void *arg)
 		}
 		if (sh->notified) {
 			sh->notified = 0;
-			if (!sh->awaiting)
+			if (sh->awaiting < MAX_IN_FLIGHT)
 				timeout = 0;
 		}
 		items[n_items++] = (zmq_pollitem_t){ sh->sock, 0, ZMQ_POLLIN, 0 };
