@@ -1396,6 +1396,28 @@ static int fast_attribute_change(ctx *t, const dh_cc *cc, const char *body_hex, 
 }
 
 /*
+ * 1 when cc is an attribute change fast_attribute_change applies in one
+ * statement (the same static conditions): its checks write nothing and its
+ * application is that one statement, so it needs no savepoint of its own
+ * (see cc_apply_batch).
+ */
+static int fast_ok(const dh_cc *cc)
+{
+	const Dhcc__ChangeContext *m = dh_cc_message(cc);
+	if (m->payload_case != DHCC__CHANGE_CONTEXT__PAYLOAD_ATTRIBUTE_CHANGE || !m->attribute_change->target)
+		return 0;
+	const Dhcc__AttributeChange *a = m->attribute_change;
+	if (a->level < DHCC__LEVEL__LEVEL_STUDY || a->level > DHCC__LEVEL__LEVEL_INSTANCE || a->n_attributes > 30)
+		return 0;
+	for (size_t i = 0; i < a->n_attributes; i++) {
+		const idx_col *c = col_of(a->attributes[i]->tag);
+		if (c && c->level < (int)a->level)
+			return 0;
+	}
+	return 1;
+}
+
+/*
  * Decides and, when it may, applies one cc inside the open transaction.
  * behind: the sequence of a parked cc it waits behind (0: none).
  * body_hex given (a new cc): the cc_log row is inserted before applying
@@ -1501,7 +1523,15 @@ int cc_apply_batch(struct hub *h, const char *spoke_id, const char *peer, dh_cc 
 	long n_parked = 0;
 	cc_refusal *out = NULL;
 	size_t n_out = 0;
-	int rc = -1, in_txn = 0, lost = 0, i_saved = 0;
+	int rc = -1, in_txn = 0, lost = 0, have_sp = 0;
+	/*
+	 * Pass 0 takes no savepoint before a simple attribute change (fast_ok):
+	 * one round trip less per cc, the bulk of a spoke's stream. Should such
+	 * a statement fail (the transaction is then aborted), the batch is
+	 * rolled back and run again as pass 1, with a savepoint before every
+	 * cc, so that cc is refused alone.
+	 */
+	int safe = 0;
 
 	memset(&t, 0, sizeof(t));
 	t.h = h;
@@ -1518,6 +1548,7 @@ int cc_apply_batch(struct hub *h, const char *spoke_id, const char *peer, dh_cc 
 		free(out);
 		return -1;
 	}
+again:
 	x(&t, "BEGIN", 0, NULL);
 	in_txn = !t.failed;
 	lock_spoke(&t);
@@ -1550,11 +1581,15 @@ int cc_apply_batch(struct hub *h, const char *spoke_id, const char *peer, dh_cc 
 			t.failed = 1;
 			snprintf(t.err.msg, sizeof(t.err.msg), "out of memory");
 		}
-		if (t.failed || exec_fixed(&t, i_saved ? "RELEASE SAVEPOINT cc; SAVEPOINT cc" : "SAVEPOINT cc") < 0) {
+		int sp = safe || !fast_ok(cc);
+		if (t.failed ||
+		    (sp && exec_fixed(&t, have_sp ? "RELEASE SAVEPOINT cc; SAVEPOINT cc" : "SAVEPOINT cc") < 0)) {
 			free(hex);
 			sb_free(&studies);
 			goto done;
 		}
+		if (sp)
+			have_sp = 1;
 		if (strcmp(dh_cc_spoke_id(cc), spoke_id) != 0) {
 			o = OUT_REFUSED;
 			snprintf(why, sizeof(why), "cc names spoke %s, its connection spoke %s", dh_cc_spoke_id(cc),
@@ -1567,7 +1602,26 @@ int cc_apply_batch(struct hub *h, const char *spoke_id, const char *peer, dh_cc 
 				/* the cc_log row first: overrides, mappings and tombstones name it */
 				o = decide_and_apply(&t, cc, sl, behind, hex, why, sizeof(why));
 			}
-			if (o > OUT_APPLIED && rollback_cc(&t) < 0)
+			if (!sp && t.failed && !dh_db_conn_lost(t.c, &t.err)) {
+				/* pass 0 and an SQL error: redo the batch with savepoints */
+				DH_INFO("cc %s:%" PRIu64 " failed without a savepoint (%s); applying the batch again "
+					"cc by cc",
+					spoke_id, seq, t.err.msg);
+				free(hex);
+				sb_free(&studies);
+				PQclear(PQexec(t.c, "ROLLBACK"));
+				memset(out, 0, n * sizeof(*out));
+				n_out = 0;
+				n_parked = 0;
+				have_sp = 0;
+				safe = 1;
+				t.failed = 0;
+				t.refused = 0;
+				t.err.msg[0] = t.err.sqlstate[0] = '\0';
+				goto again;
+			}
+			/* with no savepoint (pass 0) a parked or refused fast cc wrote nothing */
+			if (o > OUT_APPLIED && sp && rollback_cc(&t) < 0)
 				o = -1;
 		}
 		if (o > OUT_APPLIED) {
@@ -1588,7 +1642,6 @@ int cc_apply_batch(struct hub *h, const char *spoke_id, const char *peer, dh_cc 
 		sb_free(&studies);
 		if (o < 0 || t.failed)
 			goto done;
-		i_saved = 1;
 		through = seq;
 	}
 	snprintf(through_s, sizeof(through_s), "%" PRIu64, through);

@@ -215,14 +215,15 @@ static int db_record_ack(shipper *sh, const dh_ccwire_frame *f, uint64_t through
 			       2, p2, &err) != 0)
 			goto done;
 	}
+	/* spoke_state last: every capture locks that row, so hold it briefly */
 	if (dh_db_exec(sh->conn, "DELETE FROM outbox WHERE sequence <= $1::bigint", 1, p1, &err) != 0 ||
-	    dh_db_exec(sh->conn,
-		       "UPDATE spoke_state SET acked_through = greatest(acked_through, $1::bigint), "
-		       "last_ack_at = now() WHERE id = 1",
-		       1, p1, &err) != 0 ||
 	    dh_db_exec(sh->conn,
 		       "UPDATE cc_history SET state = 'acked', acked_at = now() "
 		       "WHERE sequence <= $1::bigint AND state = 'queued'",
+		       1, p1, &err) != 0 ||
+	    dh_db_exec(sh->conn,
+		       "UPDATE spoke_state SET acked_through = greatest(acked_through, $1::bigint), "
+		       "last_ack_at = now() WHERE id = 1",
 		       1, p1, &err) != 0 ||
 	    dh_db_exec(sh->conn, "COMMIT", 0, NULL, &err) != 0)
 		goto done;

@@ -91,6 +91,8 @@ CREATE TABLE cc_history (
     acked_at      timestamptz
 );
 CREATE INDEX cc_history_studies_idx ON cc_history USING gin (studies);
+-- the shipper marks what the hub acknowledged: only the queued few, not the history
+CREATE INDEX cc_history_queued_idx ON cc_history (sequence) WHERE state = 'queued';
 
 -- What still has to reach the hub, in sequence order.
 CREATE TABLE outbox (

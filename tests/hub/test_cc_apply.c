@@ -707,6 +707,35 @@ static void test_superseded_by_sent_object(void)
 	CU_ASSERT_EQUAL(sqln("SELECT count(*) FROM study WHERE study_uid = '1.9.11.1'", NULL), 0);
 }
 
+/*
+ * Simple attribute changes run without a savepoint of their own; one whose
+ * statement fails (here: a value PostgreSQL refuses as UTF-8 text) makes
+ * the batch run again cc by cc, so it is refused alone and the others apply.
+ */
+static void test_failing_fast_cc_refused_alone(void)
+{
+	const char *S = "s-fastfail";
+	add_instance("PF1", "1.9.12.1", "1.9.12.1.1", "1.9.12.1.1.1", S);
+	dh_cc *b[3];
+	const char *vals[3] = { "first", "bad \xff\xfe value", "third" };
+	for (int i = 0; i < 3; i++) {
+		b[i] = mk(DH_CC_ATTRIBUTE_CHANGE, S, (uint64_t)(i + 1));
+		dh_cc_attr_set_target(b[i], DH_CC_LEVEL_STUDY, NULL, NULL, "1.9.12.1", NULL, NULL);
+		dh_cc_add_attr(b[i], -1, 0x00081030, "LO", "", vals[i]);
+	}
+	result r = apply(S, b, 3);
+	CU_ASSERT_EQUAL(r.rc, 0);
+	CU_ASSERT_EQUAL(r.through, 3);
+	CU_ASSERT_EQUAL_FATAL(r.n_ref, 1);
+	CU_ASSERT_EQUAL(r.ref[0].sequence, 2);
+	CU_ASSERT_EQUAL(r.ref[0].permanent, 1);
+	free(r.ref);
+	CU_ASSERT_STRING_EQUAL(state_of(S, "1"), "applied");
+	CU_ASSERT_STRING_EQUAL(state_of(S, "2"), "refused");
+	CU_ASSERT_STRING_EQUAL(state_of(S, "3"), "applied");
+	CU_ASSERT_STRING_EQUAL(sqlv("SELECT description FROM study WHERE study_uid = '1.9.12.1'", NULL), "third");
+}
+
 /* Attribute changes go at >= 2000 cc/s in batches of 256 (target; asserted loosely). */
 static void test_throughput(void)
 {
@@ -760,6 +789,7 @@ int main(void)
 	    CU_add_test(s, "parked then applied in order", test_parked_then_applied_in_order) == NULL ||
 	    CU_add_test(s, "ownership refused", test_ownership_refused) == NULL ||
 	    CU_add_test(s, "superseded by the sent object", test_superseded_by_sent_object) == NULL ||
+	    CU_add_test(s, "failing fast cc refused alone", test_failing_fast_cc_refused_alone) == NULL ||
 	    CU_add_test(s, "throughput", test_throughput) == NULL) {
 		CU_cleanup_registry();
 		return 1;
