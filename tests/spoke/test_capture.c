@@ -10,6 +10,7 @@
  * an invalid request changes nothing and consumes no sequence.
  */
 #include "capture.h"
+#include "pgtest.h"
 #include "cc.h"
 #include "db.h"
 #include "spoke.h"
@@ -23,105 +24,10 @@
 #include <string.h>
 #include <unistd.h>
 
-static char dir[] = "/tmp/dh_test_capture.XXXXXX";
-static char pgbin[256];
 static char conninfo[512];
-static int cluster_made, server_up;
-static pid_t owner_pid;
 static PGconn *conn;
 static spoke_config cfg;
 static const capture_who who = { "tester", "unit test" };
-
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...)
-{
-	char cmd[2048];
-	va_list ap;
-	int rc;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	rc = system(cmd);
-	if (rc == -1 || !WIFEXITED(rc))
-		return -1;
-	return WEXITSTATUS(rc);
-}
-
-static const char *as_pg(void)
-{
-	return geteuid() == 0 ? "runuser -u dcmhub -- " : "";
-}
-
-static int find_pgbin(void)
-{
-	glob_t g;
-	int rc = -1;
-
-	if (glob("/usr/lib/postgresql/*/bin", 0, NULL, &g) != 0)
-		return -1;
-	for (size_t i = 0; i < g.gl_pathc; i++)
-		if (rc < 0 || strverscmp(g.gl_pathv[i], pgbin) > 0) {
-			snprintf(pgbin, sizeof(pgbin), "%s", g.gl_pathv[i]);
-			rc = 0;
-		}
-	globfree(&g);
-	return rc;
-}
-
-static void cleanup(void)
-{
-	if (getpid() != owner_pid)
-		return;
-	if (conn) {
-		PQfinish(conn);
-		conn = NULL;
-	}
-	if (server_up) {
-		(void)run("cd '%s' && %s'%s/pg_ctl' -D '%s/data' -m immediate -w stop >/dev/null 2>&1", dir, as_pg(),
-			  pgbin, dir);
-		server_up = 0;
-	}
-	if (cluster_made) {
-		(void)run("rm -rf '%s'", dir);
-		cluster_made = 0;
-	}
-}
-
-static void on_signal(int sig)
-{
-	exit(128 + sig);
-}
-
-static int start_cluster(void)
-{
-	owner_pid = getpid();
-	if (atexit(cleanup) != 0)
-		return -1;
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	if (find_pgbin() < 0 || mkdtemp(dir) == NULL)
-		return -1;
-	cluster_made = 1;
-	if (geteuid() == 0 &&
-	    (run("id -u dcmhub >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "
-		 "dcmhub") != 0 ||
-	     run("chown dcmhub: '%s'", dir) != 0))
-		return -1;
-	if (run("cd '%s' && %s'%s/initdb' -D '%s/data' -U dcmhub --auth=trust -E UTF8 --locale=C --no-sync "
-		">'%s/initdb.out' 2>&1", dir, as_pg(), pgbin, dir, dir) != 0)
-		return -1;
-	server_up = 1;
-	if (run("cd '%s' && %s'%s/pg_ctl' -D '%s/data' -l '%s/log' -w -t 60 -o \"-c listen_addresses='' -c "
-		"unix_socket_directories='%s' -c fsync=off\" start >>'%s/ctl.out' 2>&1",
-		dir, as_pg(), pgbin, dir, dir, dir, dir) != 0)
-		return -1;
-	if (run("cd '%s' && %s'%s/createdb' -h '%s' -U dcmhub dcmhub >>'%s/ctl.out' 2>&1", dir, as_pg(), pgbin,
-		dir, dir) != 0)
-		return -1;
-	snprintf(conninfo, sizeof(conninfo), "host=%s dbname=dcmhub user=dcmhub connect_timeout=10", dir);
-	return 0;
-}
 
 static int suite_init(void)
 {
@@ -129,7 +35,7 @@ static int suite_init(void)
 	dh_db_err e;
 
 	memset(&e, 0, sizeof(e));
-	if (start_cluster() != 0)
+	if (pgtest_start("test_capture", conninfo, sizeof(conninfo)) != 0)
 		return -1;
 	if (spoke_config_load(&cfg, NULL, err, sizeof(err)) != 0)
 		return -1;
@@ -148,8 +54,9 @@ static int suite_init(void)
 static int suite_clean(void)
 {
 	spoke_config_free(&cfg);
-	cleanup();
-	return 0;
+	PQfinish(conn);
+	conn = NULL;
+	return 0; /* the cluster goes at exit (pgtest) */
 }
 
 /* ---- helpers ---- */
