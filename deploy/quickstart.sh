@@ -216,7 +216,8 @@ make_keys() {
 		"$HUBCTL" keygen --secret-file "$ROOT/var/keys/hub.key" >"$ROOT/var/keys/hub.pub"
 	fi
 	if [ ! -f "$ROOT/var/keys/spoke.key" ]; then
-		"$SPOKECTL" keygen --secret-file "$ROOT/var/keys/spoke.key" >"$ROOT/var/keys/spoke.pub"
+		# spokectl prints "public KEY"
+		"$SPOKECTL" keygen --secret-file "$ROOT/var/keys/spoke.key" | awk '{ print $NF }' >"$ROOT/var/keys/spoke.pub"
 	fi
 }
 
