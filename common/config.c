@@ -604,3 +604,14 @@ void dh_cfg_write(FILE *out, const dh_cfg_option *table, const void *target)
 		}
 	}
 }
+
+int dh_cfg_ae_title_ok(const char *ae)
+{
+	size_t n = ae ? strlen(ae) : 0;
+	if (n == 0 || n > 16 || ae[0] == ' ' || ae[n - 1] == ' ')
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)ae[i] < 0x20 || ae[i] == '\\' || (unsigned char)ae[i] > 0x7e)
+			return 0;
+	return 1;
+}

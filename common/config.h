@@ -89,6 +89,10 @@ void dh_cfg_write(FILE *out, const dh_cfg_option *table, const void *target);
 /* Frees string options and sets them to NULL. target may be NULL. */
 void dh_cfg_free(const dh_cfg_option *table, void *target);
 
+/* 1 when ae is a DICOM AE title: 1..16 printable ASCII characters, no
+ * backslash, no leading or trailing blank; else 0. */
+int dh_cfg_ae_title_ok(const char *ae);
+
 /* Parses a boolean word; returns 0/1, or -1 when not a boolean. */
 int dh_cfg_parse_bool(const char *s);
 

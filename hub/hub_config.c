@@ -207,18 +207,6 @@ int hub_config_defaults(hub_config *cfg)
 	return dh_cfg_defaults(hub_options, cfg);
 }
 
-/* An AE title: 1..16 characters, no backslash or control characters, not all blanks. */
-static int ae_title_ok(const char *ae)
-{
-	size_t n = ae ? strlen(ae) : 0;
-	if (n == 0 || n > 16 || ae[0] == ' ' || ae[n - 1] == ' ')
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)ae[i] < 0x20 || ae[i] == '\\' || (unsigned char)ae[i] > 0x7e)
-			return 0;
-	return 1;
-}
-
 int hub_config_load(hub_config *cfg, const char *path, char *err, size_t errlen)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -226,13 +214,13 @@ int hub_config_load(hub_config *cfg, const char *path, char *err, size_t errlen)
 		return dh_cfg_defaults(hub_options, cfg);
 	if (dh_cfg_load(path, hub_options, cfg, remote_section, cfg, err, errlen) < 0)
 		return -1;
-	if (!ae_title_ok(cfg->ae_title)) {
+	if (!dh_cfg_ae_title_ok(cfg->ae_title)) {
 		snprintf(err, errlen, "%s: hub.ae_title '%s' is not an AE title (1-16 characters, no "
 			 "leading or trailing blanks, no backslash)", path, cfg->ae_title ? cfg->ae_title : "");
 		return -1;
 	}
 	for (int i = 0; i < cfg->n_remotes; i++) {
-		if (!ae_title_ok(cfg->remotes[i].ae_title)) {
+		if (!dh_cfg_ae_title_ok(cfg->remotes[i].ae_title)) {
 			snprintf(err, errlen, "%s: [remote.%s]: not an AE title", path, cfg->remotes[i].ae_title);
 			return -1;
 		}

@@ -61,26 +61,6 @@ static int cmd_list(PGconn *c, int argc, const hubctl_cc_filter *f, int json)
 	return 0;
 }
 
-/* "\x0a0b..." (bytea hex output) to bytes; NULL on malformed input. */
-static unsigned char *unhex(const char *s, size_t *len)
-{
-	if (strncmp(s, "\\x", 2) != 0)
-		return NULL;
-	s += 2;
-	size_t n = strlen(s) / 2;
-	unsigned char *b = malloc(n ? n : 1);
-	for (size_t i = 0; b && i < n; i++) {
-		unsigned int v;
-		if (sscanf(s + 2 * i, "%2x", &v) != 1) {
-			free(b);
-			return NULL;
-		}
-		b[i] = (unsigned char)v;
-	}
-	*len = n;
-	return b;
-}
-
 static int cmd_show(PGconn *c, int argc, char **argv, int json)
 {
 	int rc = 1;
@@ -109,7 +89,7 @@ static int cmd_show(PGconn *c, int argc, char **argv, int json)
 	}
 	size_t len = 0;
 	char why[256] = "";
-	body = unhex(PQgetvalue(r, 0, 9), &len);
+	body = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 9), &len);
 	if (!body || dh_cc_decode(body, len, &cc, why, sizeof(why)) < 0) {
 		fprintf(stderr, "hubctl: the stored cc does not decode: %s\n", why[0] ? why : "bad bytea");
 		goto done;
@@ -141,7 +121,7 @@ static int cmd_show(PGconn *c, int argc, char **argv, int json)
 	rc = 0;
 done:
 	dh_cc_free(cc);
-	free(body);
+	PQfreemem(body);
 	PQclear(r);
 	return rc;
 }

@@ -111,17 +111,6 @@ static int remote_section(void *user, const char *section, const char *key, cons
 	return rc == 0 ? 0 : -1;
 }
 
-static int ae_title_ok(const char *ae)
-{
-	size_t n = ae ? strlen(ae) : 0;
-	if (n == 0 || n > 16 || ae[0] == ' ' || ae[n - 1] == ' ')
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)ae[i] < 0x20 || ae[i] == '\\' || (unsigned char)ae[i] > 0x7e)
-			return 0;
-	return 1;
-}
-
 int spoke_config_load(spoke_config *cfg, const char *path, char *err, size_t errlen)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -129,7 +118,7 @@ int spoke_config_load(spoke_config *cfg, const char *path, char *err, size_t err
 		return dh_cfg_defaults(spoke_options, cfg);
 	if (dh_cfg_load(path, spoke_options, cfg, remote_section, cfg, err, errlen) < 0)
 		return -1;
-	if (!ae_title_ok(cfg->ae_title) || !ae_title_ok(cfg->hub_ae_title)) {
+	if (!dh_cfg_ae_title_ok(cfg->ae_title) || !dh_cfg_ae_title_ok(cfg->hub_ae_title)) {
 		snprintf(err, errlen, "%s: spoke.ae_title and hub.ae_title must be AE titles (1-16 characters, "
 			 "no leading or trailing blanks, no backslash)", path);
 		return -1;
@@ -145,7 +134,7 @@ int spoke_config_load(spoke_config *cfg, const char *path, char *err, size_t err
 		return -1;
 	}
 	for (int i = 0; i < cfg->n_remotes; i++) {
-		if (!ae_title_ok(cfg->remotes[i].ae_title)) {
+		if (!dh_cfg_ae_title_ok(cfg->remotes[i].ae_title)) {
 			snprintf(err, errlen, "%s: [remote.%s]: not an AE title", path, cfg->remotes[i].ae_title);
 			return -1;
 		}

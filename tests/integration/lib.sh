@@ -437,6 +437,92 @@ dh_psql() {
 	psql -XAtq -v ON_ERROR_STOP=1 -d "$DH_CONNINFO" "${vars[@]}" -f - <<<"$sql"
 }
 
+# ------------------------------------------------------------- daemons (hubd, spoked)
+
+# __dh_daemon_launch NAME BIN CONF: starts BIN -c CONF detached, its log
+# appended to $T/NAME.log; sets DH_DAEMON_PID. The daemon is not a child of
+# the test shell (a plain `wait` in a test would otherwise wait for it): a
+# detached wrapper runs it, writes its PID to $T/NAME.pid and, when it ends,
+# its exit status to $T/NAME.status (set -m: job control, so that the daemon
+# does not start with SIGINT ignored, as background jobs of scripts do).
+__dh_daemon_launch() {
+	local name=$1 bin=$2 conf=$3
+	rm -f "$T/$name.pid" "$T/$name.status"
+	echo "=== dh_${name%d}_start $(date '+%F %T')" >>"$T/$name.log"
+	# shellcheck disable=SC2016 # expanded by the wrapper's own bash
+	setsid -f bash -c 'set -m
+		"$1" -c "$2" >>"$3" 2>&1 </dev/null &
+		pid=$!
+		echo "$pid" >"$4.tmp" && mv "$4.tmp" "$4"
+		st=0
+		wait "$pid" || st=$?
+		echo "$st" >"$5.tmp" && mv "$5.tmp" "$5"' "dh-$name" \
+		"$bin" "$conf" "$T/$name.log" "$T/$name.pid" "$T/$name.status" </dev/null >/dev/null 2>&1
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[ -s "$T/$name.pid" ] && break
+		sleep 0.1
+	done
+	DH_DAEMON_PID=$(cat "$T/$name.pid" 2>/dev/null) || dh_fail "$name's launcher did not report a PID"
+}
+
+# __dh_daemon_wait_echo NAME AET PORT: waits (30 s at most) until the daemon
+# answers C-ECHO; fails (after TAILFN) when it exits or stays silent.
+__dh_daemon_wait_echo() {
+	local name=$1 aet=$2 port=$3 tailfn=$4 deadline=$((SECONDS + 30))
+	while :; do
+		if [ -f "$T/$name.status" ]; then
+			"$tailfn"
+			dh_fail "$name exited with status $(cat "$T/$name.status") while starting"
+		fi
+		if timeout 15 echoscu -to 2 -ta 5 -td 5 -aet ECHOSCU -aec "$aet" 127.0.0.1 "$port" >/dev/null 2>&1; then
+			return 0
+		fi
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			"$tailfn"
+			dh_fail "$name did not answer C-ECHO on port $port within 30 s"
+		fi
+		sleep 0.2
+	done
+}
+
+# Waits up to $2 tenths of a second for daemon $1's exit status; true when it came.
+__dh_daemon_wait_status() {
+	local i
+	for ((i = 0; i < $2; i++)); do
+		[ -f "$T/$1.status" ] && return 0
+		sleep 0.1
+	done
+	[ -f "$T/$1.status" ]
+}
+
+# __dh_daemon_terminate NAME PID: TERM (KILL after 10 s); DH_DAEMON_STATUS
+# gets its exit status, "killed" when it needed SIGKILL, or "" when PID is
+# empty. Never fails.
+__dh_daemon_terminate() {
+	local name=$1 pid=$2
+	DH_DAEMON_STATUS=
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	if ! __dh_daemon_wait_status "$name" 100; then
+		echo "dh: $name (pid $pid) still running 10 s after SIGTERM: SIGKILL" >&2
+		kill -KILL "$pid" 2>/dev/null || true
+		__dh_daemon_wait_status "$name" 50 || true
+		DH_DAEMON_STATUS=killed
+	fi
+	[ -n "$DH_DAEMON_STATUS" ] || DH_DAEMON_STATUS=$(cat "$T/$name.status")
+	rm -f "$T/$name.pid" "$T/$name.status"
+}
+
+# __dh_daemon_kill9 NAME PID: SIGKILL; returns once it is gone.
+__dh_daemon_kill9() {
+	local name=$1 pid=$2
+	[ -n "$pid" ] || return 0
+	kill -KILL "$pid" 2>/dev/null || true
+	__dh_daemon_wait_status "$name" 100 || dh_fail "$name (pid $pid) survived SIGKILL for 10 s"
+	rm -f "$T/$name.pid" "$T/$name.status"
+}
+
 # ----------------------------------------------------------------------- hubd
 
 # dh_hub_config [LINE...]: writes $T/hub.conf for the test's cluster, on a new
@@ -491,69 +577,18 @@ dh_hub_start() {
 	if [ -n "$HUB_PID" ] && __dh_alive "$HUB_PID"; then
 		dh_fail "dh_hub_start: hubd is already running (pid $HUB_PID)"
 	fi
-	rm -f "$T/hubd.pid" "$T/hubd.status"
-	echo "=== dh_hub_start $(date '+%F %T')" >>"$T/hubd.log"
-	# shellcheck disable=SC2016 # expanded by the wrapper's own bash
-	setsid -f bash -c 'set -m
-		"$1" -c "$2" >>"$3" 2>&1 </dev/null &
-		pid=$!
-		echo "$pid" >"$4.tmp" && mv "$4.tmp" "$4"
-		st=0
-		wait "$pid" || st=$?
-		echo "$st" >"$5.tmp" && mv "$5.tmp" "$5"' dh-hubd \
-		"$hubd" "$T/hub.conf" "$T/hubd.log" "$T/hubd.pid" "$T/hubd.status" </dev/null >/dev/null 2>&1
-	local i
-	for ((i = 0; i < 100; i++)); do
-		[ -s "$T/hubd.pid" ] && break
-		sleep 0.1
-	done
-	HUB_PID=$(cat "$T/hubd.pid" 2>/dev/null) || dh_fail "hubd's launcher did not report a PID"
+	__dh_daemon_launch hubd "$hubd" "$T/hub.conf"
+	HUB_PID=$DH_DAEMON_PID
 	export HUB_PID
-	local deadline=$((SECONDS + 30))
-	while :; do
-		if [ -f "$T/hubd.status" ]; then
-			HUB_PID=
-			__dh_hub_log_tail
-			dh_fail "hubd exited with status $(cat "$T/hubd.status") while starting"
-		fi
-		if timeout 15 echoscu -to 2 -ta 5 -td 5 -aet ECHOSCU -aec "${HUB_AET:-DCMHUB}" \
-			127.0.0.1 "$HUB_PORT" >/dev/null 2>&1; then
-			return 0
-		fi
-		if [ "$SECONDS" -ge "$deadline" ]; then
-			__dh_hub_log_tail
-			dh_fail "hubd did not answer C-ECHO on port $HUB_PORT within 30 s"
-		fi
-		sleep 0.2
-	done
-}
-
-# Waits up to $1 tenths of a second for hubd's exit status; true when it came.
-__dh_hub_wait_status() {
-	local i
-	for ((i = 0; i < $1; i++)); do
-		[ -f "$T/hubd.status" ] && return 0
-		sleep 0.1
-	done
-	[ -f "$T/hubd.status" ]
+	__dh_daemon_wait_echo hubd "${HUB_AET:-DCMHUB}" "$HUB_PORT" __dh_hub_log_tail
 }
 
 # Stops hubd (TERM; KILL after 10 s) and sets DH_HUB_STATUS to its exit status,
 # "killed" when it needed SIGKILL, or "" when it was not running. Never fails.
 __dh_hub_terminate() {
-	DH_HUB_STATUS=
-	local pid=$HUB_PID
-	[ -n "$pid" ] || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	if ! __dh_hub_wait_status 100; then
-		echo "dh: hubd (pid $pid) still running 10 s after SIGTERM: SIGKILL" >&2
-		kill -KILL "$pid" 2>/dev/null || true
-		__dh_hub_wait_status 50 || true
-		DH_HUB_STATUS=killed
-	fi
-	[ -n "$DH_HUB_STATUS" ] || DH_HUB_STATUS=$(cat "$T/hubd.status")
+	__dh_daemon_terminate hubd "$HUB_PID"
+	DH_HUB_STATUS=$DH_DAEMON_STATUS
 	HUB_PID=
-	rm -f "$T/hubd.pid" "$T/hubd.status"
 }
 
 # dh_hub_stop: SIGTERM, wait; fails the test unless hubd exits 0 within 10 s
@@ -572,10 +607,6 @@ dh_hub_stop() {
 
 # dh_hub_kill9: kills hubd without warning (crash tests); returns once it is gone.
 dh_hub_kill9() {
-	local pid=$HUB_PID
-	[ -n "$pid" ] || return 0
-	kill -KILL "$pid" 2>/dev/null || true
-	__dh_hub_wait_status 100 || dh_fail "hubd (pid $pid) survived SIGKILL for 10 s"
+	__dh_daemon_kill9 hubd "$HUB_PID"
 	HUB_PID=
-	rm -f "$T/hubd.pid" "$T/hubd.status"
 }

@@ -174,68 +174,17 @@ dh_spoke_start() {
 		__dh_spoke_watchdog
 		__DH_SPOKE_HOOKED=1
 	fi
-	rm -f "$T/spoked.pid" "$T/spoked.status"
-	echo "=== dh_spoke_start $(date '+%F %T')" >>"$T/spoked.log"
-	# shellcheck disable=SC2016 # expanded by the wrapper's own bash
-	setsid -f bash -c 'set -m
-		"$1" -c "$2" >>"$3" 2>&1 </dev/null &
-		pid=$!
-		echo "$pid" >"$4.tmp" && mv "$4.tmp" "$4"
-		st=0
-		wait "$pid" || st=$?
-		echo "$st" >"$5.tmp" && mv "$5.tmp" "$5"' dh-spoked \
-		"$spoked" "$T/spoked.conf" "$T/spoked.log" "$T/spoked.pid" "$T/spoked.status" \
-		</dev/null >/dev/null 2>&1
-	local i
-	for ((i = 0; i < 100; i++)); do
-		[ -s "$T/spoked.pid" ] && break
-		sleep 0.1
-	done
-	SPOKE_PID=$(cat "$T/spoked.pid" 2>/dev/null) || dh_fail "spoked's launcher did not report a PID"
+	__dh_daemon_launch spoked "$spoked" "$T/spoked.conf"
+	SPOKE_PID=$DH_DAEMON_PID
 	export SPOKE_PID
-	local deadline=$((SECONDS + 30))
-	while :; do
-		if [ -f "$T/spoked.status" ]; then
-			SPOKE_PID=
-			__dh_spoke_log_tail
-			dh_fail "spoked exited with status $(cat "$T/spoked.status") while starting"
-		fi
-		if timeout 15 echoscu -to 2 -ta 5 -td 5 -aet ECHOSCU -aec "$SPOKE_AET" \
-			127.0.0.1 "$SPOKE_PORT" >/dev/null 2>&1; then
-			return 0
-		fi
-		if [ "$SECONDS" -ge "$deadline" ]; then
-			__dh_spoke_log_tail
-			dh_fail "spoked did not answer C-ECHO on port $SPOKE_PORT within 30 s"
-		fi
-		sleep 0.2
-	done
-}
-
-__dh_spoke_wait_status() {
-	local i
-	for ((i = 0; i < $1; i++)); do
-		[ -f "$T/spoked.status" ] && return 0
-		sleep 0.1
-	done
-	[ -f "$T/spoked.status" ]
+	__dh_daemon_wait_echo spoked "$SPOKE_AET" "$SPOKE_PORT" __dh_spoke_log_tail
 }
 
 # TERM (KILL after 10 s); DH_SPOKE_STATUS gets the exit status, "killed", or "".
 __dh_spoke_terminate() {
-	DH_SPOKE_STATUS=
-	local pid=$SPOKE_PID
-	[ -n "$pid" ] || return 0
-	kill -TERM "$pid" 2>/dev/null || true
-	if ! __dh_spoke_wait_status 100; then
-		echo "dh: spoked (pid $pid) still running 10 s after SIGTERM: SIGKILL" >&2
-		kill -KILL "$pid" 2>/dev/null || true
-		__dh_spoke_wait_status 50 || true
-		DH_SPOKE_STATUS=killed
-	fi
-	[ -n "$DH_SPOKE_STATUS" ] || DH_SPOKE_STATUS=$(cat "$T/spoked.status")
+	__dh_daemon_terminate spoked "$SPOKE_PID"
+	DH_SPOKE_STATUS=$DH_DAEMON_STATUS
 	SPOKE_PID=
-	rm -f "$T/spoked.pid" "$T/spoked.status"
 }
 
 # dh_spoke_stop: SIGTERM; fails the test unless spoked exits 0 within 10 s.
@@ -253,12 +202,8 @@ dh_spoke_stop() {
 
 # dh_spoke_kill9: kills spoked without warning; returns once it is gone.
 dh_spoke_kill9() {
-	local pid=$SPOKE_PID
-	[ -n "$pid" ] || return 0
-	kill -KILL "$pid" 2>/dev/null || true
-	__dh_spoke_wait_status 100 || dh_fail "spoked (pid $pid) survived SIGKILL for 10 s"
+	__dh_daemon_kill9 spoked "$SPOKE_PID"
 	SPOKE_PID=
-	rm -f "$T/spoked.pid" "$T/spoked.status"
 }
 
 # dh_spoke_wait SQL EXPECTED [SECONDS] [WHAT]: polls the spoke database until
