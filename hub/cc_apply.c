@@ -5,12 +5,13 @@
  * NOTES
  * One transaction per batch, under the spoke's advisory lock (7243004), with
  * a SAVEPOINT per cc: a cc that turns out to contradict the index (a rule
- * says no, or SQL refuses it) is rolled back alone and recorded as refused,
+ * says no, or SQL refuses it) is rolled back alone and recorded as conflict
+ * (a rule) or failed (SQL),
  * and the others of the batch stand. For each cc, in order:
  *   - sequence <= received_through: a resend, already recorded: skipped;
  *   - sequence > received_through + 1: a gap: the batch stops there;
  *   - a parked cc of the spoke names one of its studies: parked behind it;
- *   - ownership enforced and a named study belongs to another spoke: refused;
+ *   - ownership enforced and a named study belongs to another spoke: conflict;
  *   - an object it names is not in the index yet: parked;
  *   - else applied.
  * Every change to the membership of a series happens under the archiver's
@@ -26,6 +27,7 @@
  * INTERFACE ROUTINES
  *   cc_apply_batch, cc_apply_received_through (cc_recv.c)
  *   cc_apply_retry_parked (the worker; tests)
+ *   cc_apply_operator (hubctl queue retry|resolve|discard)
  *   cc_apply_start, cc_apply_stop, cc_apply_wake (hubd.c, ingest.c)
  */
 #include "ccsync.h"
@@ -47,7 +49,13 @@
 #define SPOKE_LOCK 7243004
 #define SERIES_LOCK 7243003
 
-enum { OUT_APPLIED = 0, OUT_PARKED = 1, OUT_REFUSED = 2 };
+/*
+ * Outcomes, and the cc_log.state each is recorded as (sql/hub/006_ops.sql):
+ * conflict when a rule says no, failed when the database refuses the
+ * change or the stored cc does not decode (and, by the worker, when a cc
+ * stays parked longer than cc.park_timeout).
+ */
+enum { OUT_APPLIED = 0, OUT_PARKED = 1, OUT_CONFLICT = 2, OUT_FAILED = 3 };
 
 /* ---- growable strings and array literals -------------------------------- */
 
@@ -1156,7 +1164,7 @@ static int check_cc(ctx *t, const dh_cc *cc, const char *studies)
 		if (r && PQntuples(r) > 0) {
 			snprintf(t->why, sizeof(t->why), "study %s is owned by spoke %s", PQgetvalue(r, 0, 0),
 				 PQgetvalue(r, 0, 1));
-			out = OUT_REFUSED;
+			out = OUT_CONFLICT;
 		}
 		PQclear(r);
 		r = NULL;
@@ -1194,7 +1202,7 @@ static int check_cc(ctx *t, const dh_cc *cc, const char *studies)
 			const char *owner = r && PQntuples(r) == 1 ? PQgetvalue(r, 0, 2) : "";
 			if (t->h->cfg.cc_enforce_ownership && owner[0] && strcmp(owner, t->spoke) != 0) {
 				snprintf(t->why, sizeof(t->why), "study %s is owned by spoke %s", g->study_uid, owner);
-				out = OUT_REFUSED;
+				out = OUT_CONFLICT;
 			} else if (r && PQntuples(r) == 1) {
 				snprintf(t->target_pk, sizeof(t->target_pk), "%s", PQgetvalue(r, 0, 0));
 				snprintf(t->target_ppk, sizeof(t->target_ppk), "%s", PQgetvalue(r, 0, 1));
@@ -1277,13 +1285,13 @@ static char *bytea_hex(const uint8_t *d, size_t n)
 
 static const char *state_name(int out)
 {
-	return out == OUT_APPLIED ? "applied" : out == OUT_PARKED ? "parked" : "refused";
+	return out == OUT_APPLIED ? "applied" : out == OUT_PARKED ? "parked" : out == OUT_CONFLICT ? "conflict" : "failed";
 }
 
 #define LOG_COLS                                                                                          \
 	"INSERT INTO cc_log (spoke_id, sequence, uuid, kind, operator_name, reason, created_at, body, studies, " \
 	"state, state_reason, operator_item, applied_at) VALUES ($1, $2::bigint, $3::uuid, $4, $5, $6, "       \
-	"to_timestamp($7::double precision / 1000), $8::bytea, $9::text[], $10, $11, $10 = 'refused', "        \
+	"to_timestamp($7::double precision / 1000), $8::bytea, $9::text[], $10, $11, $10 IN ('conflict', 'failed'), "        \
 	"CASE WHEN $10 = 'applied' THEN now() END) RETURNING pk"
 
 typedef struct {
@@ -1458,11 +1466,11 @@ static int decide_and_apply(ctx *t, const dh_cc *cc, const char *studies, uint64
 	if (t->failed) {
 		/* SQL said no: a bug in the cc relative to the index */
 		snprintf(why, whylen, "%.250s", t->err.msg);
-		return OUT_REFUSED;
+		return OUT_FAILED;
 	}
 	if (t->refused) {
 		snprintf(why, whylen, "%s", t->why);
-		return OUT_REFUSED;
+		return OUT_CONFLICT;
 	}
 	return OUT_APPLIED;
 }
@@ -1493,13 +1501,20 @@ static int exec_fixed(ctx *t, const char *sql)
 	return ok ? 0 : -1;
 }
 
-/* The sequence of a parked cc of the spoke that names one of studies (0: none). */
+/*
+ * The sequence of a cc of the spoke that names one of studies and waits
+ * for objects (0: none): parked, or failed because its objects never came
+ * (its reason still says "waiting for", check_cc's words); per-study order
+ * holds until an operator settles it. A conflict, or a cc the database
+ * refused, does not hold later cc back: it never applies as it is.
+ */
 static uint64_t parked_behind(ctx *t, const char *studies, uint64_t before)
 {
 	char seq[24], got[24] = "";
 	snprintf(seq, sizeof(seq), "%" PRIu64, before);
 	const char *p[3] = { t->spoke, studies, seq };
-	q1(t, "SELECT sequence FROM cc_log WHERE spoke_id = $1 AND state = 'parked' AND studies && $2::text[] "
+	q1(t, "SELECT sequence FROM cc_log WHERE spoke_id = $1 AND state IN ('parked', 'failed') AND studies && $2::text[] "
+	      "AND (state = 'parked' OR state_reason LIKE 'waiting for %') "
 	      "AND sequence < $3::bigint ORDER BY sequence LIMIT 1",
 	   3, p, got, sizeof(got));
 	return got[0] ? strtoull(got, NULL, 10) : 0;
@@ -1559,7 +1574,8 @@ again:
 		   sizeof(through_s));
 		through = strtoull(through_s, NULL, 10);
 		char cnt[24] = "";
-		q1(&t, "SELECT count(*) FROM cc_log WHERE spoke_id = $1 AND state = 'parked'", 1, p, cnt, sizeof(cnt));
+		q1(&t, "SELECT count(*) FROM cc_log WHERE spoke_id = $1 AND state IN ('parked', 'failed')", 1, p, cnt,
+		   sizeof(cnt));
 		n_parked = strtol(cnt, NULL, 10);
 	}
 	if (t.failed)
@@ -1591,7 +1607,7 @@ again:
 		if (sp)
 			have_sp = 1;
 		if (strcmp(dh_cc_spoke_id(cc), spoke_id) != 0) {
-			o = OUT_REFUSED;
+			o = OUT_CONFLICT;
 			snprintf(why, sizeof(why), "cc names spoke %s, its connection spoke %s", dh_cc_spoke_id(cc),
 				 spoke_id);
 		} else {
@@ -1632,9 +1648,9 @@ again:
 			f->sequence = seq;
 			snprintf(f->uuid, sizeof(f->uuid), "%s", dh_cc_uuid(cc));
 			snprintf(f->reason, sizeof(f->reason), "%s", why);
-			f->permanent = o == OUT_REFUSED;
-			if (o == OUT_REFUSED)
-				DH_WARN("cc %s:%" PRIu64 " refused: %s", spoke_id, seq, why);
+			f->permanent = o >= OUT_CONFLICT;
+			if (o >= OUT_CONFLICT)
+				DH_WARN("cc %s:%" PRIu64 " %s: %s", spoke_id, seq, state_name(o), why);
 			else
 				DH_INFO("cc %s:%" PRIu64 " parked: %s", spoke_id, seq, why);
 		}
@@ -1700,23 +1716,63 @@ static int unhex(char c)
 	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* One parked cc (cc_log pk) in its own transaction. Returns its outcome or -1. */
-static int retry_one(hub *h, PGconn *c, const char *pk, dh_db_err *err)
+/* Ends a retry_one with an error message of its own (no SQL error behind it). */
+static int oneerr(ctx *t, const char *msg)
+{
+	snprintf(t->err.msg, sizeof(t->err.msg), "%s", msg);
+	t->failed = 1;
+	return -1;
+}
+
+/* May an operator's action apply to a cc in state? NULL: yes; else why not. */
+static const char *action_refusal(const char *action, const char *state)
+{
+	if (strcmp(state, "parked") == 0 || strcmp(state, "conflict") == 0 || strcmp(state, "failed") == 0)
+		return NULL;
+	if (strcmp(state, "applied") == 0)
+		return strcmp(action, "retry") == 0
+			       ? "it is applied already; a cc is never applied twice"
+			       : "it is applied; an applied cc cannot be undone here: the spoke sends a new change";
+	return "it was settled by an operator already (see hubctl history); nothing is left to do";
+}
+
+/*
+ * One cc (cc_log pk) in its own transaction under its spoke's lock.
+ * op NULL (the worker): a parked cc is retried; still parked with nothing
+ * before it and older than cc.park_timeout, it becomes failed and is no
+ * longer retried automatically. op given (hubctl queue): the operator's
+ * retry (the same decision as the worker's, for a parked, conflict or
+ * failed cc), resolve or discard, recorded in operator_action in the same
+ * transaction. Returns the outcome, OUT_NONE when there is nothing to do
+ * (the worker: no longer parked; an operator: refused, why says why), or
+ * -1 with err. state (may be NULL, 16 bytes) receives the new state.
+ */
+enum { OUT_NONE = 10 };
+static int retry_one(hub *h, PGconn *c, const char *pk, const cc_operator_req *op, char *state, char *why,
+		     size_t whylen, dh_db_err *err)
 {
 	ctx t;
 	dh_cc *cc = NULL;
 	uint8_t *body = NULL;
-	char why[256] = "", spoke[80] = "", timeout[24];
+	char spoke[80] = "", timeout[24];
 	int o = -1, in_txn = 0;
+	uint64_t behind = 0;
 	PGresult *r = NULL;
 
 	memset(&t, 0, sizeof(t));
 	t.h = h;
 	t.c = c;
+	why[0] = '\0';
+	if (state)
+		snprintf(state, 16, "%s", "");
 	snprintf(t.cc_pk, sizeof(t.cc_pk), "%s", pk);
 	{
 		const char *p[1] = { pk };
-		q1(&t, "SELECT spoke_id FROM cc_log WHERE pk = $1::bigint", 1, p, spoke, sizeof(spoke));
+		if (q1(&t, "SELECT spoke_id FROM cc_log WHERE pk = $1::bigint", 1, p, spoke, sizeof(spoke)) == 0 &&
+		    !t.failed) {
+			o = op ? oneerr(&t, "no change context with this id") : OUT_NONE;
+			goto done;
+		}
 	}
 	t.spoke = spoke;
 	x(&t, "BEGIN", 0, NULL);
@@ -1724,33 +1780,61 @@ static int retry_one(hub *h, PGconn *c, const char *pk, dh_db_err *err)
 	lock_spoke(&t);
 	{
 		const char *p[1] = { pk };
-		r = q(&t, "SELECT encode(body, 'hex'), studies::text, sequence FROM cc_log "
-			  "WHERE pk = $1::bigint AND state = 'parked' FOR UPDATE",
+		r = q(&t, "SELECT encode(body, 'hex'), studies::text, sequence, state, studies[1] FROM cc_log "
+			  "WHERE pk = $1::bigint FOR UPDATE",
 		      1, p);
 	}
-	if (!r || PQntuples(r) != 1) {
-		o = t.failed ? -1 : OUT_APPLIED; /* no longer parked: nothing to do */
+	if (!r || PQntuples(r) != 1)
 		goto done;
+	const char *was = PQgetvalue(r, 0, 3);
+	if (!op && strcmp(was, "parked") != 0) {
+		o = OUT_NONE; /* settled meanwhile: nothing to do */
+		goto done;
+	}
+	if (op) {
+		const char *no = action_refusal(op->action, was);
+		if (no) {
+			snprintf(why, whylen, "cc %s is %s: %s", pk, was, no);
+			if (state)
+				snprintf(state, 16, "%s", was);
+			o = OUT_NONE;
+			goto done;
+		}
+	}
+	if (op && strcmp(op->action, "retry") != 0) {
+		/* resolve / discard: settled, never applied; later cc stop waiting behind it */
+		const char *settled = strcmp(op->action, "resolve") == 0 ? "resolved" : "discarded";
+		snprintf(why, whylen, "%s by %s: %s", settled, op->operator_name, op->reason);
+		const char *p[3] = { pk, settled, why };
+		x(&t, "UPDATE cc_log SET state = $2, state_reason = $3, operator_item = false, settled_at = now() "
+		      "WHERE pk = $1::bigint",
+		  3, p);
+		if (state)
+			snprintf(state, 16, "%s", settled);
+		o = OUT_APPLIED; /* "done": the caller reads state */
+		goto record;
 	}
 	{
 		const char *hx = PQgetvalue(r, 0, 0);
 		size_t n = strlen(hx) / 2;
 		char dwhy[200];
-		if (!(body = malloc(n ? n : 1)))
+		if (!(body = malloc(n ? n : 1))) {
+			oneerr(&t, "out of memory");
 			goto done;
+		}
 		for (size_t i = 0; i < n; i++)
 			body[i] = (uint8_t)(unhex(hx[2 * i]) << 4 | unhex(hx[2 * i + 1]));
 		if (dh_cc_decode(body, n, &cc, dwhy, sizeof(dwhy)) < 0) {
-			o = OUT_REFUSED;
-			snprintf(why, sizeof(why), "stored cc does not decode: %s", dwhy);
+			o = OUT_FAILED;
+			snprintf(why, whylen, "stored cc does not decode: %s", dwhy);
 		}
 	}
 	if (exec_fixed(&t, "SAVEPOINT cc") < 0)
 		goto done;
 	if (cc) {
 		uint64_t seq = strtoull(PQgetvalue(r, 0, 2), NULL, 10);
-		uint64_t behind = parked_behind(&t, PQgetvalue(r, 0, 1), seq);
-		o = t.failed ? -1 : decide_and_apply(&t, cc, PQgetvalue(r, 0, 1), behind, NULL, why, sizeof(why));
+		behind = parked_behind(&t, PQgetvalue(r, 0, 1), seq);
+		o = t.failed ? -1 : decide_and_apply(&t, cc, PQgetvalue(r, 0, 1), behind, NULL, why, whylen);
 	}
 	if (o > OUT_APPLIED && rollback_cc(&t) < 0)
 		o = -1;
@@ -1758,12 +1842,29 @@ static int retry_one(hub *h, PGconn *c, const char *pk, dh_db_err *err)
 		goto done;
 	snprintf(timeout, sizeof(timeout), "%ld", h->cfg.cc_park_timeout);
 	{
-		const char *p[4] = { pk, state_name(o), why, timeout };
-		x(&t, "UPDATE cc_log SET state = $2, state_reason = $3, attempts = attempts + 1, "
-		      "applied_at = CASE WHEN $2 = 'applied' THEN now() END, "
-		      "operator_item = ($2 = 'refused' OR ($2 = 'parked' AND "
-		      "received_at < now() - make_interval(secs => $4::double precision))) WHERE pk = $1::bigint",
-		  4, p);
+		/* parked with nothing before it for longer than the timeout: failed (objects that never came) */
+		const char *p[5] = { pk, state_name(o), why, timeout, behind ? "t" : "f" };
+		PGresult *u = q(&t, "UPDATE cc_log SET state = CASE WHEN $2 = 'parked' AND NOT $5::boolean AND "
+				    "received_at < now() - make_interval(secs => $4::double precision) "
+				    "THEN 'failed' ELSE $2 END, state_reason = $3, attempts = attempts + 1, "
+				    "applied_at = CASE WHEN $2 = 'applied' THEN now() END "
+				    "WHERE pk = $1::bigint RETURNING state",
+				 5, p);
+		if (u && PQntuples(u) == 1 && strcmp(PQgetvalue(u, 0, 0), "failed") == 0 && o == OUT_PARKED)
+			o = OUT_FAILED;
+		PQclear(u);
+		x(&t, "UPDATE cc_log SET operator_item = state IN ('conflict', 'failed') WHERE pk = $1::bigint", 1, p);
+	}
+	if (state)
+		snprintf(state, 16, "%s", state_name(o));
+record:
+	if (op) {
+		char outcome[300];
+		snprintf(outcome, sizeof(outcome), "%s%s%.250s", state ? state : "", why[0] ? ": " : "", why);
+		const char *p[6] = { op->operator_name, op->action, pk, PQgetvalue(r, 0, 4), op->reason, outcome };
+		x(&t, "INSERT INTO operator_action (operator_name, action, target_kind, target_pk, study_uid, reason, "
+		      "outcome) VALUES ($1, $2, 'cc', $3::bigint, $4, $5, $6)",
+		  6, p);
 	}
 	x(&t, "COMMIT", 0, NULL);
 	if (t.failed) {
@@ -1771,10 +1872,13 @@ static int retry_one(hub *h, PGconn *c, const char *pk, dh_db_err *err)
 		goto done;
 	}
 	in_txn = 0;
-	if (o == OUT_APPLIED)
+	if (op)
+		DH_INFO("cc %s:%s: %s by %s (%s): now %s", spoke, PQgetvalue(r, 0, 2), op->action, op->operator_name,
+			op->reason, state ? state : "");
+	else if (o == OUT_APPLIED)
 		DH_INFO("parked cc %s:%s applied", spoke, PQgetvalue(r, 0, 2));
-	else if (o == OUT_REFUSED)
-		DH_WARN("parked cc %s:%s refused: %s", spoke, PQgetvalue(r, 0, 2), why);
+	else if (o >= OUT_CONFLICT)
+		DH_WARN("parked cc %s:%s %s: %s", spoke, PQgetvalue(r, 0, 2), state_name(o), why);
 done:
 	if (o < 0 && !t.err.msg[0])
 		snprintf(t.err.msg, sizeof(t.err.msg), "out of memory");
@@ -1785,6 +1889,32 @@ done:
 	dh_cc_free(cc);
 	free(body);
 	return o;
+}
+
+int cc_apply_operator(hub *h, const char *pk, const cc_operator_req *req, char state[16], char *why, size_t whylen)
+{
+	dh_db_err e;
+	PGconn *c;
+	int rc = -1;
+
+	memset(&e, 0, sizeof(e));
+	state[0] = '\0';
+	if (!req || !req->action || !req->reason || !req->reason[0] || !req->operator_name ||
+	    (strcmp(req->action, "retry") && strcmp(req->action, "resolve") && strcmp(req->action, "discard"))) {
+		snprintf(why, whylen, "bad request: action retry|resolve|discard, an operator and a reason are required");
+		return -1;
+	}
+	if (!(c = dh_db_get(h->db, &e))) {
+		snprintf(why, whylen, "index database unavailable: %s", e.msg);
+		return -1;
+	}
+	int o = retry_one(h, c, pk, req, state, why, whylen, &e);
+	if (o < 0)
+		snprintf(why, whylen, "%s", e.msg);
+	else
+		rc = o == OUT_NONE ? 1 : 0;
+	dh_db_put(h->db, c, o < 0 && dh_db_conn_lost(c, &e));
+	return rc;
 }
 
 int cc_apply_retry_parked(struct hub *h, int *applied, char *err, size_t errlen)
@@ -1809,7 +1939,8 @@ int cc_apply_retry_parked(struct hub *h, int *applied, char *err, size_t errlen)
 		return -1;
 	}
 	for (int i = 0; i < PQntuples(r) && !h->stop; i++) {
-		int o = retry_one(h, c, PQgetvalue(r, i, 0), &e);
+		char why[256];
+		int o = retry_one(h, c, PQgetvalue(r, i, 0), NULL, NULL, why, sizeof(why), &e);
 		if (o < 0) {
 			snprintf(err, errlen, "%s", e.msg);
 			lost = dh_db_conn_lost(c, &e);

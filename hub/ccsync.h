@@ -18,9 +18,11 @@
  *   A cc whose objects are not all in the index yet is parked (and so is a
  *   later cc of the spoke that names one of its studies, to keep their
  *   order); a worker retries parked cc every cc.retry_interval seconds and
- *   when ingest stored an object (cc_apply_wake). Parked longer than
- *   cc.park_timeout, or refused by a rule (ownership, conflict), a cc
- *   becomes an operator item (cc_log.operator_item) with its reason.
+ *   when ingest stored an object (cc_apply_wake). Refused by a rule
+ *   (ownership, conflict) a cc is 'conflict'; parked longer than
+ *   cc.park_timeout, or refused by the database, it is 'failed' and no
+ *   longer retried automatically; both are operator items
+ *   (cc_log.operator_item) with their reason (sql/hub/006_ops.sql).
  */
 #ifndef HUB_CCSYNC_H
 #define HUB_CCSYNC_H
@@ -39,7 +41,7 @@ typedef struct {
 	uint64_t sequence;
 	char uuid[37];
 	char reason[256];
-	int permanent; /* 1 refused (operator item); 0 parked, retried automatically */
+	int permanent; /* 1 conflict or failed (operator item); 0 parked, retried automatically */
 } cc_refusal;
 
 /*
@@ -67,10 +69,32 @@ void cc_apply_wake(struct hub *h);
 /*
  * One pass of the worker, synchronously: retries every parked cc in
  * (spoke, sequence) order, each in its own transaction under its spoke's
- * lock; marks those parked longer than cc.park_timeout as operator items.
+ * lock; those parked longer than cc.park_timeout (and not merely behind
+ * another) become failed operator items.
  * *applied (may be NULL) counts the ones applied. Returns 0 or -1 with err.
  */
 int cc_apply_retry_parked(struct hub *h, int *applied, char *err, size_t errlen);
+
+/* An operator's action on one cc_log item (hubctl queue retry|resolve|discard). */
+typedef struct {
+	const char *action;        /* "retry", "resolve" or "discard" */
+	const char *operator_name; /* who (operator_action.operator_name) */
+	const char *reason;        /* why; never empty */
+} cc_operator_req;
+
+/*
+ * Carries out req on cc_log row pk (decimal) in one transaction under its
+ * spoke's lock, recorded in operator_action (who, when, why, outcome) in
+ * that same transaction. retry decides and applies the cc again now, with
+ * exactly the worker's rules; resolve and discard settle it: it is never
+ * applied and later cc of its studies stop waiting behind it. Only
+ * parked, conflict and failed cc can be acted on. Returns 0 done (state:
+ * the new state, why its reason), 1 refused as making no sense (nothing
+ * changed or recorded; why says why; state the current one), -1 error
+ * (why; e.g. no such id).
+ */
+int cc_apply_operator(struct hub *h, const char *pk, const cc_operator_req *req, char state[16], char *why,
+		      size_t whylen);
 
 /* Starts/stops the ZeroMQ receiver (does nothing when cc.secret_key_file is empty). */
 int cc_recv_start(struct hub *h);

@@ -10,6 +10,8 @@
 #include "hub_config.h"
 #include "hubctl_archive.h"
 #include "hubctl_cc.h"
+#include "hubctl_history.h"
+#include "hubctl_status.h"
 #include "log.h"
 
 #include <errno.h>
@@ -35,9 +37,16 @@ static void usage(FILE *out)
 		"                 the TAR files of a series\n"
 		"  verify VOLUME  check every TAR of a volume against the index and its manifest\n"
 		"  cat SOP_UID    write an object's bytes (from the cache or its TAR) to stdout\n"
-		"  queue list [--state S] [--spoke ID] [--study UID] [--all]\n"
-		"                 change contexts needing attention (parked, refused, operator items)\n"
+		"  status         spokes (connected, received, applied, lag, open items), service\n"
+		"                 backlogs; exit 3 when operator items are open, 4 when only a\n"
+		"                 configured spoke is not connected (docs/hubctl.md)\n"
+		"  queue list [--state parked|conflict|failed|...] [--spoke ID] [--study UID] [--all]\n"
+		"                 change contexts needing attention (parked, conflict, failed)\n"
 		"  queue show ID  one change context decoded in full, and why it is where it is\n"
+		"  queue retry|resolve|discard ID --reason TEXT [--operator NAME]\n"
+		"                 act on an item; recorded with who, when, why and the outcome\n"
+		"  history STUDY_UID\n"
+		"                 the study's story on the hub in time order (old UIDs work too)\n"
 		"  keygen [--secret-file PATH]\n"
 		"                 make the hub's CURVE key pair: writes the secret key to PATH\n"
 		"                 (default cc.secret_key_file; mode 0600, never overwritten)\n"
@@ -45,9 +54,12 @@ static void usage(FILE *out)
 		"\n"
 		"Options:\n"
 		"  -c, --config FILE   hubd's configuration file (default: built-in defaults)\n"
-		"      --json          machine-readable output (volumes, backlog, tars, verify, queue)\n"
+		"      --json          machine-readable output (volumes, backlog, tars, verify, queue,\n"
+		"                      status, history)\n"
+		"      --reason TEXT   queue retry|resolve|discard: why (required, recorded)\n"
+		"      --operator NAME queue retry|resolve|discard: who (default: the OS user)\n"
 		"      --secret-file PATH  keygen: where to write the secret key\n"
-		"  -h, --help          this help\n"
+		"  -h, --help          this help; after a command (status, queue, history): its help\n"
 		"\n"
 		"Exit status: 0 success, 1 failure (for verify: problems found), 2 bad usage.\n");
 }
@@ -123,10 +135,13 @@ int main(int argc, char **argv)
 		{ "spoke", required_argument, NULL, 'P' },
 		{ "study", required_argument, NULL, 'U' },
 		{ "all", no_argument, NULL, 'A' },
+		{ "reason", required_argument, NULL, 'R' },
+		{ "operator", required_argument, NULL, 'O' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *path = NULL, *secret_file = NULL;
-	hubctl_cc_filter qf = { NULL, NULL, NULL, 0 };
+	hubctl_cc_filter qf = { NULL, NULL, NULL, 0, NULL, NULL };
+	int help = 0;
 	int json = 0;
 	hub_config cfg;
 	char err[512];
@@ -135,7 +150,9 @@ int main(int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'c': path = optarg; break;
-		case 'h': usage(stdout); return 0;
+		case 'h': help = 1; break;
+		case 'R': qf.reason = optarg; break;
+		case 'O': qf.operator_name = optarg; break;
 		case 'j': json = 1; break;
 		case 's': secret_file = optarg; break;
 		case 'S': qf.state = optarg; break;
@@ -144,6 +161,29 @@ int main(int argc, char **argv)
 		case 'A': qf.all = 1; break;
 		default: usage(stderr); return 2;
 		}
+	}
+	if (help) {
+		/* a command's own help (status, queue, history), else this one */
+		char *h[2] = { optind < argc ? argv[optind] : NULL, (char *)"help" };
+		if (h[0] && strcmp(h[0], "status") == 0)
+			return hubctl_status_main(NULL, 2, h, 0);
+		if (h[0] && strcmp(h[0], "history") == 0)
+			return hubctl_history_main(NULL, 2, h, 0);
+		if (h[0] && hubctl_cc_is_command(h[0]))
+			return hubctl_cc_main(NULL, 2, h, &qf, 0);
+		usage(stdout);
+		return 0;
+	}
+	if (argc - optind >= 1 && (strcmp(argv[optind], "status") == 0 || strcmp(argv[optind], "history") == 0)) {
+		if (hub_config_load(&cfg, path, err, sizeof(err)) < 0) {
+			fprintf(stderr, "hubctl: %s\n", err);
+			return 1;
+		}
+		dh_log_init("hubctl", "stderr", "warn");
+		rc = argv[optind][0] == 's' ? hubctl_status_main(&cfg, argc - optind, argv + optind, json)
+					    : hubctl_history_main(&cfg, argc - optind, argv + optind, json);
+		hub_config_free(&cfg);
+		return rc;
 	}
 	if (argc - optind >= 1 && hubctl_archive_is_command(argv[optind])) {
 		if (hub_config_load(&cfg, path, err, sizeof(err)) < 0) {

@@ -118,21 +118,47 @@ static int cmd_volume(const hub_config *cfg, PGconn *c, int argc, char **argv, i
 	return 0;
 }
 
+/* The series waiting to be archived ($1: archive.stable_seconds); backlog and status share it. */
+#define BACKLOG_SQL                                                                                       \
+	"SELECT st.study_uid, se.series_uid, count(*) AS objects, sum(i.file_size) AS bytes, "             \
+	"CASE WHEN (SELECT max(i2.received_at) FROM series s2 JOIN instance i2 ON i2.series_fk = s2.pk "    \
+	"           WHERE s2.study_fk = st.pk) < now() - make_interval(secs => $1::double precision) "     \
+	"     THEN 'stable' ELSE 'receiving' END AS state, min(i.received_at) AS oldest, se.pk AS series_pk "\
+	"FROM instance i JOIN series se ON se.pk = i.series_fk JOIN study st ON st.pk = se.study_fk "     \
+	"WHERE i.tar_fk IS NULL AND i.file_path IS NOT NULL GROUP BY st.pk, se.pk"
+
 static int cmd_backlog(const hub_config *cfg, PGconn *c, int json)
 {
 	static const int num[] = { 0, 0, 1, 1, 0 };
 	char secs[32];
 	snprintf(secs, sizeof(secs), "%ld", cfg->archive_stable_seconds);
 	const char *p[1] = { secs };
-	return query_print(
-		c,
-		"SELECT st.study_uid, se.series_uid, count(*) AS objects, sum(i.file_size) AS bytes, "
-		"CASE WHEN (SELECT max(i2.received_at) FROM series s2 JOIN instance i2 ON i2.series_fk = s2.pk "
-		"           WHERE s2.study_fk = st.pk) < now() - make_interval(secs => $1::double precision) "
-		"     THEN 'stable' ELSE 'receiving' END AS state "
-		"FROM instance i JOIN series se ON se.pk = i.series_fk JOIN study st ON st.pk = se.study_fk "
-		"WHERE i.tar_fk IS NULL AND i.file_path IS NOT NULL GROUP BY st.pk, se.pk ORDER BY se.pk",
-		1, p, json, num);
+	return query_print(c,
+			   "SELECT study_uid, series_uid, objects, bytes, state FROM (" BACKLOG_SQL ") b "
+			   "ORDER BY series_pk",
+			   1, p, json, num);
+}
+
+int hubctl_archive_backlog_summary(const hub_config *cfg, PGconn *c, hubctl_backlog *out, char *err, size_t errlen)
+{
+	char secs[32];
+	dh_db_err e;
+	snprintf(secs, sizeof(secs), "%ld", cfg->archive_stable_seconds);
+	const char *p[1] = { secs };
+	PGresult *r = dh_db_query(c,
+				  "SELECT count(*), COALESCE(sum(objects), 0), COALESCE(sum(bytes), 0), "
+				  "COALESCE(extract(epoch FROM now() - min(oldest))::bigint, 0) FROM (" BACKLOG_SQL ") b",
+				  1, p, &e);
+	if (!r) {
+		snprintf(err, errlen, "%s", e.msg);
+		return -1;
+	}
+	out->series = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	out->objects = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+	out->bytes = strtoll(PQgetvalue(r, 0, 2), NULL, 10);
+	out->oldest_age_s = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
+	PQclear(r);
+	return 0;
 }
 
 static int cmd_tars(PGconn *c, int argc, char **argv, int json)

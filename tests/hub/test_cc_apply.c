@@ -318,7 +318,7 @@ static void test_split(void)
 	add_instance("PS1", "1.9.3.1", "1.9.3.1.2", "1.9.3.1.2.1", S);
 	add_instance("PS1", "1.9.3.1", "1.9.3.1.2", "1.9.3.1.2.2", S);
 
-	/* partial series without a new series UID: refused */
+	/* partial series without a new series UID: a conflict */
 	dh_cc *cc = mk(DH_CC_SPLIT, S, 1);
 	dh_cc_split_set(cc, "1.9.3.1", "1.9.3.9", 1);
 	dh_cc_add_instance(cc, -1, "1.9.3.1", "1.9.3.1.2", "1.9.3.1.2.1");
@@ -330,7 +330,7 @@ static void test_split(void)
 	CU_ASSERT_EQUAL(r.ref[0].permanent, 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(r.ref[0].reason, "part of series"));
 	free(r.ref);
-	CU_ASSERT_STRING_EQUAL(state_of(S, "1"), "refused");
+	CU_ASSERT_STRING_EQUAL(state_of(S, "1"), "conflict");
 	CU_ASSERT_EQUAL(sqln("SELECT count(*) FROM study WHERE study_uid = '1.9.3.9'", NULL), 0);
 
 	/* whole series 1 re-parented, one object of series 2 into a new series, renamed */
@@ -517,16 +517,37 @@ static void test_parked_then_applied_in_order(void)
 	CU_ASSERT_EQUAL(applied, 0);
 	CU_ASSERT_EQUAL(sqln("SELECT attempts FROM cc_log WHERE spoke_id = $1 AND sequence = 1", S, NULL), 1);
 	CU_ASSERT_EQUAL(sqln("SELECT count(*) FROM cc_log WHERE spoke_id = $1 AND operator_item", S, NULL), 0);
-	/* parked too long: an operator item, still parked */
+	/* parked too long: the head fails (an operator item, no longer retried); the
+	 * one behind it stays parked, not an operator item of its own */
 	h.cfg.cc_park_timeout = 0;
 	CU_ASSERT_EQUAL(cc_apply_retry_parked(&h, &applied, err, sizeof(err)), 0);
-	CU_ASSERT_EQUAL(sqln("SELECT count(*) FROM cc_log WHERE spoke_id = $1 AND operator_item AND state = 'parked'",
-			     S, NULL), 2);
+	CU_ASSERT_STRING_EQUAL(sqlv("SELECT string_agg(state || '|' || operator_item, ',' ORDER BY sequence) FROM "
+				    "cc_log WHERE spoke_id = $1", S, NULL), "failed|true,parked|false");
 	h.cfg.cc_park_timeout = 3600;
-	/* the object arrives: both apply, in order */
+	/* the object arrives: a failed cc waits for an operator, and cc 2 behind it */
 	add_instance("PP1", "1.9.8.1", "1.9.8.1.1", "1.9.8.1.1.2", S);
 	CU_ASSERT_EQUAL(cc_apply_retry_parked(&h, &applied, err, sizeof(err)), 0);
-	CU_ASSERT_EQUAL(applied, 2);
+	CU_ASSERT_EQUAL(applied, 0);
+	CU_ASSERT_STRING_EQUAL(state_of(S, "2"), "parked");
+	/* the operator retries it: applied, recorded; then the worker applies cc 2 */
+	char pk[32], st[16], why[256];
+	snprintf(pk, sizeof(pk), "%s", sqlv("SELECT pk FROM cc_log WHERE spoke_id = $1 AND sequence = 1", S, NULL));
+	cc_operator_req req = { "retry", "tester", "the object came" };
+	CU_ASSERT_EQUAL(cc_apply_operator(&h, pk, &req, st, why, sizeof(why)), 0);
+	CU_ASSERT_STRING_EQUAL(st, "applied");
+	CU_ASSERT_STRING_EQUAL(sqlv("SELECT operator_name || '|' || action || '|' || reason || '|' || outcome || '|' "
+				    "|| study_uid FROM operator_action WHERE target_kind = 'cc' AND target_pk = $1::bigint",
+				    pk, NULL),
+			       "tester|retry|the object came|applied|1.9.8.1");
+	/* an applied cc cannot be retried, resolved or discarded: refused, nothing recorded */
+	CU_ASSERT_EQUAL(cc_apply_operator(&h, pk, &req, st, why, sizeof(why)), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "applied already"));
+	req.action = "discard";
+	CU_ASSERT_EQUAL(cc_apply_operator(&h, pk, &req, st, why, sizeof(why)), 1);
+	CU_ASSERT_EQUAL(sqln("SELECT count(*) FROM operator_action WHERE target_pk = $1::bigint", pk, NULL), 1);
+	CU_ASSERT_EQUAL(cc_apply_operator(&h, "999999", &req, st, why, sizeof(why)), -1);
+	CU_ASSERT_EQUAL(cc_apply_retry_parked(&h, &applied, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(applied, 1);
 	CU_ASSERT_STRING_EQUAL(state_of(S, "1"), "applied");
 	CU_ASSERT_STRING_EQUAL(state_of(S, "2"), "applied");
 	CU_ASSERT_STRING_EQUAL(sqlv("SELECT instance_number FROM instance WHERE sop_uid = '1.9.8.1.1.2'", NULL), "42");
@@ -558,7 +579,16 @@ static void test_ownership_refused(void)
 	CU_ASSERT_STRING_EQUAL(r.ref[0].reason, "study 1.9.9.1 is owned by spoke s-owner");
 	free(r.ref);
 	CU_ASSERT_STRING_EQUAL(sqlv("SELECT state || '|' || operator_item FROM cc_log WHERE spoke_id = 's-intruder'",
-				    NULL), "refused|true");
+				    NULL), "conflict|true");
+	/* an operator resolves it: settled, never applied, no longer an operator item */
+	char pk[32], st[16], why[256];
+	snprintf(pk, sizeof(pk), "%s", sqlv("SELECT pk FROM cc_log WHERE spoke_id = 's-intruder'", NULL));
+	cc_operator_req req = { "resolve", "tester", "owner fixed it at its site" };
+	CU_ASSERT_EQUAL(cc_apply_operator(&h, pk, &req, st, why, sizeof(why)), 0);
+	CU_ASSERT_STRING_EQUAL(st, "resolved");
+	CU_ASSERT_STRING_EQUAL(sqlv("SELECT state || '|' || operator_item FROM cc_log WHERE spoke_id = 's-intruder'",
+				    NULL), "resolved|false");
+	CU_ASSERT_EQUAL(cc_apply_operator(&h, pk, &req, st, why, sizeof(why)), 1);
 	CU_ASSERT_STRING_EQUAL(sqlv("SELECT description FROM study WHERE study_uid = '1.9.9.1'", NULL), "orig");
 	CU_ASSERT_EQUAL(sqln("SELECT count(*) FROM attr_override WHERE value = 'hijacked'", NULL), 0);
 }
@@ -611,7 +641,7 @@ static void test_failing_fast_cc_refused_alone(void)
 	CU_ASSERT_EQUAL(r.ref[0].permanent, 1);
 	free(r.ref);
 	CU_ASSERT_STRING_EQUAL(state_of(S, "1"), "applied");
-	CU_ASSERT_STRING_EQUAL(state_of(S, "2"), "refused");
+	CU_ASSERT_STRING_EQUAL(state_of(S, "2"), "failed");
 	CU_ASSERT_STRING_EQUAL(state_of(S, "3"), "applied");
 	CU_ASSERT_STRING_EQUAL(sqlv("SELECT description FROM study WHERE study_uid = '1.9.12.1'", NULL), "third");
 }
