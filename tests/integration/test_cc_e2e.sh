@@ -54,7 +54,7 @@ wait_applied() {
 		st=$(dh_psql "SELECT state || ' ' || state_reason FROM cc_log WHERE spoke_id = 'SITE1' AND sequence = $seq")
 		case "$st" in
 		applied*) return 0 ;;
-		refused*) dh_fail "cc $seq refused at the hub: $st" ;;
+		conflict* | failed*) dh_fail "cc $seq not applied at the hub: $st" ;;
 		esac
 		[ $SECONDS -lt $deadline ] || dh_fail "cc $seq not applied within 30 s (state: '${st:-not received}')"
 		sleep 0.2
@@ -259,7 +259,7 @@ out=$("$DH_BUILD/tests/tools/ccsend" --endpoint "tcp://127.0.0.1:$CC_PORT" --ser
 dh_assert_contains "$out" "refused 1 permanent" "the other spoke is told its cc is refused"
 dh_assert_contains "$out" "owned by" "the refusal names the owner"
 q=$("$DH_BUILD/hub/hubctl" -c "$T/hub.conf" queue list --spoke SITE2)
-dh_assert_contains "$q" "refused" "hubctl queue list shows the refused cc"
+dh_assert_contains "$q" "conflict" "hubctl queue list shows the refused cc as a conflict"
 dh_assert_contains "$q" "yes" "as an operator item"
 id=$("$DH_BUILD/hub/hubctl" -c "$T/hub.conf" --json queue list --spoke SITE2 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
 show=$("$DH_BUILD/hub/hubctl" -c "$T/hub.conf" queue show "$id")
