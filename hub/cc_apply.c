@@ -1844,16 +1844,17 @@ static int retry_one(hub *h, PGconn *c, const char *pk, const cc_operator_req *o
 	{
 		/* parked with nothing before it for longer than the timeout: failed (objects that never came) */
 		const char *p[5] = { pk, state_name(o), why, timeout, behind ? "t" : "f" };
-		PGresult *u = q(&t, "UPDATE cc_log SET state = CASE WHEN $2 = 'parked' AND NOT $5::boolean AND "
-				    "received_at < now() - make_interval(secs => $4::double precision) "
-				    "THEN 'failed' ELSE $2 END, state_reason = $3, attempts = attempts + 1, "
+		PGresult *u = q(&t, "UPDATE cc_log l SET state = n.s, operator_item = n.s IN ('conflict', 'failed'), "
+				    "state_reason = $3, attempts = l.attempts + 1, "
 				    "applied_at = CASE WHEN $2 = 'applied' THEN now() END "
-				    "WHERE pk = $1::bigint RETURNING state",
+				    "FROM (SELECT CASE WHEN $2 = 'parked' AND NOT $5::boolean AND "
+				    "  received_at < now() - make_interval(secs => $4::double precision) "
+				    "  THEN 'failed' ELSE $2 END AS s FROM cc_log WHERE pk = $1::bigint) n "
+				    "WHERE l.pk = $1::bigint RETURNING l.state",
 				 5, p);
 		if (u && PQntuples(u) == 1 && strcmp(PQgetvalue(u, 0, 0), "failed") == 0 && o == OUT_PARKED)
 			o = OUT_FAILED;
 		PQclear(u);
-		x(&t, "UPDATE cc_log SET operator_item = state IN ('conflict', 'failed') WHERE pk = $1::bigint", 1, p);
 	}
 	if (state)
 		snprintf(state, 16, "%s", state_name(o));

@@ -50,3 +50,19 @@ CREATE TABLE move_log (
     status         integer NOT NULL                -- the final DIMSE status
 );
 CREATE INDEX move_log_studies_idx ON move_log USING gin (study_uids);
+
+-- tar_file.series_uid (004) remembers a TAR's series once the series row
+-- is gone (its last object deleted), but nothing filled it for TARs
+-- written since: fill it when a TAR is recorded, and for those already
+-- there, so hubctl history finds the TARs of deleted series.
+UPDATE tar_file t SET series_uid = s.series_uid FROM series s WHERE s.pk = t.series_fk AND t.series_uid = '';
+CREATE FUNCTION tar_file_fill_series_uid() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.series_uid = '' AND NEW.series_fk IS NOT NULL THEN
+        NEW.series_uid := COALESCE((SELECT series_uid FROM series WHERE pk = NEW.series_fk), '');
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER tar_file_fill_series_uid BEFORE INSERT ON tar_file
+    FOR EACH ROW EXECUTE FUNCTION tar_file_fill_series_uid();

@@ -22,7 +22,8 @@ dh_pg_start
 . "$(dirname "$0")/lib_cc.sh"
 SITE2_PUB=$("$DH_BUILD/hub/hubctl" keygen --secret-file "$T/site2.key")
 dh_cc_pair_start "[spoke.SITE2]" "public_key = $SITE2_PUB" "ae_titles = SITE2PACS" \
-	"[remote.SITE2PACS]" "host = 127.0.0.1" "[cc]" "park_timeout = 6"
+	"[remote.SITE2PACS]" "host = 127.0.0.1" "[cc]" "park_timeout = 6" \
+	"[archive]" "stable_seconds = 1" "scan_interval = 1" "[volume.NL1]" "path = $T/nl1" "capacity_mb = 100"
 mkdir -p "$T/pacs"
 dh_bg storescp -aet PACS -od "$T/pacs" "$PACS_PORT"
 dh_wait_echo "$PACS_PORT" PACS
@@ -174,6 +175,7 @@ ccs 8 "$STUDY_P" >/dev/null
 dh_assert_eq applied "$(state 8)" "SITE2's change of its own study applied"
 dh_assert_eq 0 "$(rc hc status)" "status exits 0: nothing open, both spokes connected"
 dh_assert_contains "$(cat "$T/last.out")" "ok: nothing needs attention" "and says so"
+dh_assert_contains "$(cat "$T/last.out")" "archive" "status shows the archive backlog line"
 st=$(hc --json status)
 dh_assert_eq "0 yes yes $seq $seq" "$(python3 -c 'import json,sys; d=json.load(sys.stdin); s=[x for x in d["spokes"] if x["spoke"]=="SITE1"][0]; print(d["exit"], s["configured"], s["connected"], s["received"], s["applied"])' <<<"$st")" \
 	"status --json: SITE1 connected, received and applied through the fix-up"
@@ -188,8 +190,16 @@ dh_psql "UPDATE quarantine SET state = 'discarded', settled_at = now()" >/dev/nu
 movescu -S -aet MOVESCU -aec DCMHUB -aem PACS -k QueryRetrieveLevel=STUDY -k "StudyInstanceUID=$NEW_A" \
 	127.0.0.1 "$HUB_PORT" >"$T/movescu.log" 2>&1 || dh_fail "movescu failed"
 dh_assert_eq 3 "$(ls "$T/pacs" | wc -l)" "the recall delivered study A"
+# the archiver packs study A's series into a TAR on NL1
+deadline=$((SECONDS + 30))
+until [ "$(dh_psql "SELECT count(*) FROM tar_file WHERE series_uid = '$STUDY_A.1'")" -ge 1 ]; do
+	[ $SECONDS -lt $deadline ] || dh_fail "study A's series not archived within 30 s"
+	sleep 0.5
+done
 h=$(hc history "$STUDY_A") || dh_fail "history by the old UID failed"
 echo "$h" >"$T/history_old.txt"
+dh_assert_contains "$h" "archived" "the archive event"
+dh_assert_contains "$h" "volume NL1" "names the volume"
 dh_assert_contains "$h" "related study UIDs $NEW_A" "history of the old UID covers the new one"
 dh_assert_eq 3 "$(grep -c ' received .*from SPOKE1, MD5 [0-9a-f]\{32\}' <<<"$h")" "three objects received from SPOKE1 with MD5"
 dh_assert_contains "$h" "cc applied" "the fix-up cc"
@@ -223,6 +233,7 @@ h=$(hc history "$STUDY_A") || dh_fail "history after deletion failed"
 dh_assert_eq 3 "$(grep -c ' deleted .*by cc DELETE SITE1:' <<<"$h")" "three deletions by the cc"
 dh_assert_eq 3 "$(grep -c 'deleted since' <<<"$h")" "their reception still shown"
 dh_assert_contains "$h" "C-MOVE from MOVESCU" "the recall still shown"
+dh_assert_contains "$h" "volume NL1" "the TAR of the deleted series still shown"
 
 dh_assert_eq 1 "$(rc hc history 1.2.3.4.5.6.7.8.9)" "history of an unknown UID: exit 1"
 dh_assert_eq 2 "$(rc hc history "x'; DROP TABLE cc_log; --")" "history of a non-UID: exit 2"
