@@ -1780,7 +1780,7 @@ static int retry_one(hub *h, PGconn *c, const char *pk, const cc_operator_req *o
 	lock_spoke(&t);
 	{
 		const char *p[1] = { pk };
-		r = q(&t, "SELECT encode(body, 'hex'), studies::text, sequence, state, studies[1] FROM cc_log "
+		r = q(&t, "SELECT encode(body, 'hex'), studies::text, sequence, state, studies[1], state_reason FROM cc_log "
 			  "WHERE pk = $1::bigint FOR UPDATE",
 		      1, p);
 	}
@@ -1804,8 +1804,12 @@ static int retry_one(hub *h, PGconn *c, const char *pk, const cc_operator_req *o
 	if (op && strcmp(op->action, "retry") != 0) {
 		/* resolve / discard: settled, never applied; later cc stop waiting behind it */
 		const char *settled = strcmp(op->action, "resolve") == 0 ? "resolved" : "discarded";
-		snprintf(why, whylen, "%s by %s: %s", settled, op->operator_name, op->reason);
-		const char *p[3] = { pk, settled, why };
+		char sreason[512];
+		/* why it was where it was stays on record, after who settled it and why */
+		snprintf(why, whylen, "was %s%s%.200s", was, PQgetvalue(r, 0, 5)[0] ? ": " : "", PQgetvalue(r, 0, 5));
+		snprintf(sreason, sizeof(sreason), "%s by %.60s: %.150s; %.250s", settled, op->operator_name, op->reason,
+			 why);
+		const char *p[3] = { pk, settled, sreason };
 		x(&t, "UPDATE cc_log SET state = $2, state_reason = $3, operator_item = false, settled_at = now() "
 		      "WHERE pk = $1::bigint",
 		  3, p);
@@ -1861,7 +1865,10 @@ static int retry_one(hub *h, PGconn *c, const char *pk, const cc_operator_req *o
 record:
 	if (op) {
 		char outcome[300];
-		snprintf(outcome, sizeof(outcome), "%s%s%.250s", state ? state : "", why[0] ? ": " : "", why);
+		if (strcmp(op->action, "retry") == 0)
+			snprintf(outcome, sizeof(outcome), "%s%s%.250s", state ? state : "", why[0] ? ": " : "", why);
+		else
+			snprintf(outcome, sizeof(outcome), "%s (%.250s)", state ? state : "", why);
 		const char *p[6] = { op->operator_name, op->action, pk, PQgetvalue(r, 0, 4), op->reason, outcome };
 		x(&t, "INSERT INTO operator_action (operator_name, action, target_kind, target_pk, study_uid, reason, "
 		      "outcome) VALUES ($1, $2, 'cc', $3::bigint, $4, $5, $6)",

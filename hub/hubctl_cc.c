@@ -212,7 +212,9 @@ static int cmd_act(const hub_config *cfg, dh_db *db, int argc, char **argv, cons
 		hubctl_json_str(stdout, why);
 		printf(", \"parked_applied\": %d}\n", freed);
 	} else {
-		printf("cc %s: %s by %s: now %s%s%s\n", id, argv[1], req.operator_name, state, why[0] ? ": " : "", why);
+		int settle = strcmp(argv[1], "retry") != 0;
+		printf("cc %s: %s by %s: now %s%s%s%s\n", id, argv[1], req.operator_name, state,
+		       why[0] ? (settle ? " (" : ": ") : "", why, why[0] && settle ? ")" : "");
 		if (freed)
 			printf("%d parked cc applied after it\n", freed);
 	}

@@ -147,6 +147,9 @@ dh_assert_eq "resolved applied" "$(state 6) $(state 7)" "cc 6 resolved, cc 7 app
 # discard and resolve the conflicts
 dh_assert_eq 0 "$(rc hc --json queue discard "$(ccid 2)" --reason "SITE2 has no say on this study" --operator bob)" "discard: exit 0"
 dh_assert_eq discarded "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["state"])' "$T/last.out")" "discard --json"
+dh_assert_eq "discarded by bob: SITE2 has no say on this study; was conflict: study $STUDY_A is owned by spoke SITE1" \
+	"$(dh_psql "SELECT state_reason FROM cc_log WHERE spoke_id = 'SITE2' AND sequence = 2")" \
+	"the settled cc keeps who, why and where it was"
 dh_assert_eq 0 "$(rc hc queue resolve "$(ccid 5)" --reason "agreed with SITE1" --operator bob)" "resolve conflict: exit 0"
 dh_assert_eq 4 "$(rc hc queue discard "$(ccid 5)" --reason again)" "discard of a resolved cc: exit 4"
 dh_assert_eq "$DESC_A" "$(dh_psql "SELECT description FROM study WHERE study_uid = '$STUDY_A'")" \
@@ -154,9 +157,9 @@ dh_assert_eq "$DESC_A" "$(dh_psql "SELECT description FROM study WHERE study_uid
 me=$(id -un)
 dh_assert_eq "alice|retry|try now|failed: waiting for 1 objects, first: $STUDY_F
 alice|retry|objects arrived|applied
-$me|resolve|corrected by hand at SITE2|resolved: resolved by $me: corrected by hand at SITE2
-bob|discard|SITE2 has no say on this study|discarded: discarded by bob: SITE2 has no say on this study
-bob|resolve|agreed with SITE1|resolved: resolved by bob: agreed with SITE1" \
+$me|resolve|corrected by hand at SITE2|resolved (was failed: waiting for 1 objects, first: $STUDY_G)
+bob|discard|SITE2 has no say on this study|discarded (was conflict: study $STUDY_A is owned by spoke SITE1)
+bob|resolve|agreed with SITE1|resolved (was conflict: study $STUDY_A is owned by spoke SITE1)" \
 	"$(dh_psql "SELECT operator_name, action, reason, outcome FROM operator_action ORDER BY pk")" \
 	"every action in operator_action: who (--operator or the OS user), why, outcome"
 dh_assert_contains "$(hc queue list)" "(none)" "no open items left"
