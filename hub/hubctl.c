@@ -61,7 +61,8 @@ static void usage(FILE *out)
 		"      --secret-file PATH  keygen: where to write the secret key\n"
 		"  -h, --help          this help; after a command (status, queue, history): its help\n"
 		"\n"
-		"Exit status: 0 success, 1 failure (for verify: problems found), 2 bad usage.\n");
+		"Exit status: 0 success, 1 failure (for verify: problems found), 2 bad usage;\n"
+		"status and queue retry|resolve|discard add 3 and 4 (see their --help).\n");
 }
 
 static int with_db(const hub_config *cfg, int migrate)
