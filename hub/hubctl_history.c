@@ -29,7 +29,11 @@ static void usage(FILE *f)
 		   "Exit status: 0 printed; 1 nothing known of the UID, or an error; 2 bad usage.\n");
 }
 
-/* One step of the closure: $1 and every study UID one link away. */
+/*
+ * One step of the closure: $1 and every study UID one link away: a
+ * study-level UID mapping, an object received under one and now in the
+ * other, or an applied split, merge, segment or fix-up naming both.
+ */
 static const char *const neighbours_sql =
 	"SELECT u FROM unnest($1::text[]) AS u "
 	"UNION SELECT new_uid FROM uid_mapping WHERE kind = 'study' AND old_uid = ANY($1::text[]) "
@@ -38,6 +42,9 @@ static const char *const neighbours_sql =
 	"  JOIN study st ON st.pk = se.study_fk WHERE i.received_study_uid = ANY($1::text[]) "
 	"UNION SELECT DISTINCT i.received_study_uid FROM study st JOIN series se ON se.study_fk = st.pk "
 	"  JOIN instance i ON i.series_fk = se.pk WHERE st.study_uid = ANY($1::text[]) "
+	/* studies that exchanged objects by an applied cc, even when none is left in one of them */
+	"UNION SELECT unnest(studies) FROM cc_log WHERE studies && $1::text[] AND state = 'applied' "
+	"  AND kind IN ('SPLIT', 'MERGE', 'SEGMENT', 'UID_FIXUP') "
 	"ORDER BY 1 LIMIT 1000";
 
 /* Every event; $1 the related study UIDs. Columns: at, event, study, object, detail. */

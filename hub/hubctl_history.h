@@ -7,8 +7,9 @@
  * objects.
  *
  * The UID may be an old one: the study UIDs related to it are collected
- * first (study-level uid_mapping in both directions, and the studies that
- * objects received under one of them belong to now, and back), up to
+ * first (study-level uid_mapping in both directions, the studies that
+ * objects received under one of them belong to now and back, and the
+ * studies an applied split, merge, segment or fix-up names), up to
  * HUBCTL_HISTORY_MAX_STUDIES, and the story covers all of them. Nothing
  * depends on the study row still existing (deleted studies keep their
  * deleted_instance, cc_log, move_log and operator_action rows).

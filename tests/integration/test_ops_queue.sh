@@ -227,6 +227,36 @@ h=$(hc history "$STUDY_F")
 dh_assert_contains "$h" "operator retry" "history of F: the operator's retries"
 dh_assert_contains "$h" "from SITE2PACS" "and the object from SITE2's PACS"
 
+# ---- split, then merge back: history by a UID that no longer exists ----
+STUDY_C=$(uid)
+for i in 1 2; do
+	dh_variant "$SRC" "$T/in/c$i.dcm" -gin -m "StudyInstanceUID=$STUDY_C" -m "SeriesInstanceUID=$STUDY_C.$i" \
+		-m "PatientID=P3" -m "AccessionNumber=ACC3"
+done
+storescu -aet STORESCU -aec SPOKE1 127.0.0.1 "$SPOKE_PORT" "$T"/in/c*.dcm || dh_fail "storescu of study C failed"
+dh_cc_wait_committed 5 60
+SOP_C2=$(dh_psql "SELECT i.sop_uid FROM instance i JOIN series se ON se.pk = i.series_fk WHERE se.series_uid = '$STUDY_C.2'")
+out=$(sc split --operator tester --reason "wrong patient" --study "$STUDY_C" --new --patient-id P4 "$SOP_C2") ||
+	dh_fail "spokectl split failed: $out"
+STUDY_D=$(awk '$1 == "study" { print $NF }' <<<"$out" | tail -n 1)
+seq=$(awk '$1 == "sequence" { print $2 }' <<<"$out" | tail -n 1)
+dh_cc_wait_acked "$seq" 30
+dh_assert_eq 1 "$(dh_psql "SELECT count(*) FROM study WHERE study_uid = '$STUDY_D'")" "split: study D exists"
+h=$(hc history "$STUDY_C")
+dh_assert_contains "$h" "related study UIDs $STUDY_D" "history of the split source names the new study"
+out=$(sc merge --operator tester --reason "same patient after all" --into "$STUDY_C" "$STUDY_D") ||
+	dh_fail "spokectl merge failed: $out"
+seq=$(awk '$1 == "sequence" { print $2 }' <<<"$out" | tail -n 1)
+dh_cc_wait_acked "$seq" 30
+dh_assert_eq 0 "$(dh_psql "SELECT count(*) FROM study WHERE study_uid = '$STUDY_D'")" "merge: study D is gone"
+h=$(hc history "$STUDY_D") || dh_fail "history of the merged-away study failed"
+dh_assert_contains "$h" "related study UIDs $STUDY_C" "history of D covers C"
+dh_assert_contains "$h" "cc applied" "the cc"
+dh_assert_contains "$h" "SPLIT SITE1:" "the split"
+dh_assert_contains "$h" "MERGE SITE1:" "the merge"
+dh_assert_eq 2 "$(grep -c ' received .*from SPOKE1' <<<"$h")" "both objects' reception, the moved one included"
+dh_assert_contains "$h" "uid sop" "the merge's new SOP Instance UID"
+
 # ---- the study's last objects deleted: its row is gone, its history stays ----
 out=$(sc delete --operator tester --reason "wrong patient" --study "$NEW_A") || dh_fail "spokectl delete failed: $out"
 seq=$(awk '$1 == "sequence" { print $2 }' <<<"$out" | tail -n 1)
