@@ -99,10 +99,10 @@ static int cmd_list(PGconn *c, int argc, const hubctl_cc_filter *f, int json)
 static int cmd_show(PGconn *c, int argc, char **argv, int json)
 {
 	int rc = 1;
-	PGresult *r = NULL;
+	PGresult *r = NULL, *acts = NULL;
 	unsigned char *body = NULL;
 	dh_cc *cc = NULL;
-	if (argc != 3 || strspn(argv[2], "0123456789") != strlen(argv[2]) || !argv[2][0]) {
+	if (argc != 3 || strspn(argv[2], "0123456789") != strlen(argv[2]) || !argv[2][0] || strlen(argv[2]) > 18) {
 		usage(stderr);
 		return 2;
 	}
@@ -130,6 +130,15 @@ static int cmd_show(PGconn *c, int argc, char **argv, int json)
 		goto done;
 	}
 	const char *item = PQgetvalue(r, 0, 4)[0] == 't' ? "yes" : "no";
+	/* what operators did with it */
+	acts = dh_db_query(c,
+			   "SELECT to_char(at, 'YYYY-MM-DD HH24:MI:SS') AS at, operator_name AS operator, action, reason, "
+			   "outcome FROM operator_action WHERE target_kind = 'cc' AND target_pk = $1::bigint ORDER BY pk",
+			   1, p, &err);
+	if (!acts) {
+		fprintf(stderr, "hubctl: %s\n", err.msg);
+		goto done;
+	}
 	if (json) {
 		printf("{\"id\": %s, \"spoke\": ", PQgetvalue(r, 0, 0));
 		hubctl_json_str(stdout, PQgetvalue(r, 0, 1));
@@ -143,6 +152,8 @@ static int cmd_show(PGconn *c, int argc, char **argv, int json)
 		hubctl_json_str(stdout, PQgetvalue(r, 0, 8));
 		printf(", \"cc\": ");
 		dh_cc_print_json(cc, stdout);
+		printf(", \"actions\": ");
+		hubctl_print_result(acts, 1, NULL);
 		printf("}\n");
 	} else {
 		printf("id %s: cc %s:%s, state %s%s\n", PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2),
@@ -152,11 +163,16 @@ static int cmd_show(PGconn *c, int argc, char **argv, int json)
 		printf("received %s, applied %s, attempts %s\n", PQgetvalue(r, 0, 7),
 		       PQgetvalue(r, 0, 8)[0] ? PQgetvalue(r, 0, 8) : "-", PQgetvalue(r, 0, 6));
 		dh_cc_print_text(cc, stdout);
+		if (PQntuples(acts)) {
+			printf("operator actions:\n");
+			hubctl_print_result(acts, 0, NULL);
+		}
 	}
 	rc = 0;
 done:
 	dh_cc_free(cc);
 	PQfreemem(body);
+	PQclear(acts);
 	PQclear(r);
 	return rc;
 }

@@ -163,6 +163,12 @@ bob|resolve|agreed with SITE1|resolved (was conflict: study $STUDY_A is owned by
 	"$(dh_psql "SELECT operator_name, action, reason, outcome FROM operator_action ORDER BY pk")" \
 	"every action in operator_action: who (--operator or the OS user), why, outcome"
 dh_assert_contains "$(hc queue list)" "(none)" "no open items left"
+show=$(hc queue show "$(ccid 3)")
+dh_assert_contains "$show" "state applied" "queue show after the retry: applied"
+dh_assert_contains "$show" "operator actions:" "and lists what operators did"
+dh_assert_contains "$show" "objects arrived" "with their reasons"
+dh_assert_eq "try now|objects arrived" "$(hc --json queue show "$(ccid 3)" | python3 -c 'import json,sys; print("|".join(a["reason"] for a in json.load(sys.stdin)["actions"]))')" \
+	"queue show --json: the actions"
 
 # ---- settled: status 3 -> 0 once both spokes are connected ----
 dh_assert_ne 3 "$(rc hc status)" "status no longer exits 3"
