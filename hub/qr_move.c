@@ -635,7 +635,8 @@ int qr_move(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 
 answer:
 	if (k) /* the recall on record (hubctl history) before the requester sees its outcome */
-		move_log_record(h, calling, cmd->move_dest, k->level, k->patient_id, k->study, k->series, k->image, set.n, m.counts, status);
+		move_log_record(h, calling, cmd->move_dest, k->level, k->patient_id, k->study, k->series, k->image,
+				set.n, m.counts, status);
 	rc = respond(&m, status, status == ST_SUCCESS || status == ST_WARNING ? NULL : why);
 	DH_INFO("C-MOVE from %s to %s: %d matched, %d completed, %d failed, %d warning; status %04X%s%s "
 		"(%.2f s)", calling, cmd->move_dest, set.n, m.counts[1], m.counts[2], m.counts[3], status,
