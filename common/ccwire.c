@@ -262,6 +262,7 @@ int dh_ccwire_encode_ledger_chunk(const char *spoke_id, const dh_ccwire_chunk_he
 		r[i].series_number = nz(s->series_number);
 		r[i].series_description = nz(s->series_description);
 		r[i].instance_number = nz(s->instance_number);
+		r[i].transfer_syntax = nz(s->transfer_syntax);
 		rp[i] = &r[i];
 	}
 	c.spoke_id = (char *)spoke_id;
@@ -442,7 +443,7 @@ dh_ccwire_ledger_row dh_ccwire_chunk_row(const dh_ccwire_frame *f, size_t i)
 
 	if (i >= dh_ccwire_chunk_count(f)) {
 		static const dh_ccwire_ledger_row empty = { "", "", "", "", "", 0, "", "", "", "", "", "", "", "",
-							    "", "", "", "", "", "", "", "" };
+							    "", "", "", "", "", "", "", "", "" };
 		return empty;
 	}
 	m = f->m->ledger_chunk->rows[i];
@@ -468,6 +469,7 @@ dh_ccwire_ledger_row dh_ccwire_chunk_row(const dh_ccwire_frame *f, size_t i)
 	r.series_number = str(m->series_number);
 	r.series_description = str(m->series_description);
 	r.instance_number = str(m->instance_number);
+	r.transfer_syntax = str(m->transfer_syntax);
 	return r;
 }
 

@@ -59,6 +59,7 @@ typedef struct {
 	const char *patient_id, *issuer, *patient_name, *birth_date, *sex;
 	const char *study_id, *study_date, *study_time, *accession, *referring_physician, *study_description;
 	const char *modality, *series_number, *series_description, *instance_number;
+	const char *transfer_syntax;
 } dh_ccwire_ledger_row;
 
 /* A LedgerChunk's header. */

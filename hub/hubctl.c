@@ -10,11 +10,13 @@
 #include "hub_config.h"
 #include "hubctl_archive.h"
 #include "hubctl_cc.h"
+#include "hubctl_verify.h"
 #include "log.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -34,6 +36,10 @@ static void usage(FILE *out)
 		"  tars SERIES_UID\n"
 		"                 the TAR files of a series\n"
 		"  verify VOLUME  check every TAR of a volume against the index and its manifest\n"
+		"  verify --spoke ID [--study UID] [--timeout SECONDS]\n"
+		"                 compare the spoke's ledger with the hub's index and list every\n"
+		"                 difference (exit 0 equal, 1 differences, 3 spoke not connected or\n"
+		"                 no answer, 4 database error; docs/hubctl.md)\n"
 		"  cat SOP_UID    write an object's bytes (from the cache or its TAR) to stdout\n"
 		"  queue list [--state S] [--spoke ID] [--study UID] [--all]\n"
 		"                 change contexts needing attention (parked, refused, operator items)\n"
@@ -123,11 +129,12 @@ int main(int argc, char **argv)
 		{ "spoke", required_argument, NULL, 'P' },
 		{ "study", required_argument, NULL, 'U' },
 		{ "all", no_argument, NULL, 'A' },
+		{ "timeout", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *path = NULL, *secret_file = NULL;
 	hubctl_cc_filter qf = { NULL, NULL, NULL, 0 };
-	int json = 0;
+	int json = 0, timeout = 0;
 	hub_config cfg;
 	char err[512];
 	int o, rc = 2;
@@ -142,8 +149,20 @@ int main(int argc, char **argv)
 		case 'P': qf.spoke = optarg; break;
 		case 'U': qf.study = optarg; break;
 		case 'A': qf.all = 1; break;
+		case 'T': timeout = atoi(optarg); break;
 		default: usage(stderr); return 2;
 		}
+	}
+	if (argc - optind == 1 && strcmp(argv[optind], "verify") == 0 && qf.spoke) {
+		hubctl_verify_opts vo = { qf.spoke, qf.study, timeout, json };
+		if (hub_config_load(&cfg, path, err, sizeof(err)) < 0) {
+			fprintf(stderr, "hubctl: %s\n", err);
+			return 1;
+		}
+		dh_log_init("hubctl", "stderr", "warn");
+		rc = hubctl_verify_main(&cfg, &vo);
+		hub_config_free(&cfg);
+		return rc;
 	}
 	if (argc - optind >= 1 && hubctl_archive_is_command(argv[optind])) {
 		if (hub_config_load(&cfg, path, err, sizeof(err)) < 0) {

@@ -17,9 +17,11 @@
 
 /* Column order of the cursor: matches fill_row. */
 #define LEDGER_COLS                                                                                              \
-	"sop_uid, series_uid, study_uid, sop_class_uid, md5, deleted_at IS NOT NULL, fwd_state, patient_id, "    \
+	"sop_uid, series_uid, study_uid, sop_class_uid, dataset_md5, deleted_at IS NOT NULL, fwd_state, "        \
+	"patient_id, "                                                                                          \
 	"issuer, patient_name, birth_date, sex, study_id, study_date, study_time, accession, "                  \
-	"referring_physician, study_description, modality, series_number, series_description, instance_number"
+	"referring_physician, study_description, modality, series_number, series_description, instance_number, " \
+	"transfer_syntax"
 
 static void fill_row(PGresult *res, int i, dh_ccwire_ledger_row *r)
 {
@@ -47,6 +49,7 @@ static void fill_row(PGresult *res, int i, dh_ccwire_ledger_row *r)
 	r->series_number = PQgetvalue(res, i, k++);
 	r->series_description = PQgetvalue(res, i, k++);
 	r->instance_number = PQgetvalue(res, i, k++);
+	r->transfer_syntax = PQgetvalue(res, i, k++);
 }
 
 int ledger_export(PGconn *conn, const char *study_uid, size_t chunk_rows, ledger_export_sink sink, void *arg,

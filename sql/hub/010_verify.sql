@@ -8,6 +8,12 @@
 -- verify: the table is UNLOGGED (fast to fill, emptied by a crash) and a
 -- request's rows go when the request is deleted (hubctl keeps the last few).
 
+-- The MD5 of each object's data set without its File Meta Information
+-- (common/dsmd5.h), as the spoke records it too (its file MD5 differs: each
+-- side writes its own meta, naming its own sender). '' = not recorded
+-- (objects stored before this migration): not compared.
+ALTER TABLE instance ADD COLUMN dataset_md5 text NOT NULL DEFAULT '';
+
 CREATE TABLE verify_request (
     pk           bigserial PRIMARY KEY,
     spoke_id     text NOT NULL,
@@ -32,7 +38,8 @@ CREATE UNLOGGED TABLE verify_ledger (
     series_uid          text NOT NULL,
     study_uid           text NOT NULL,
     sop_class_uid       text NOT NULL,
-    md5                 text NOT NULL,
+    md5                 text NOT NULL,           -- the data set's (dataset_md5 at the spoke)
+    transfer_syntax     text NOT NULL,
     deleted             boolean NOT NULL,
     fwd_state           text NOT NULL,
     patient_id          text NOT NULL,
@@ -51,4 +58,4 @@ CREATE UNLOGGED TABLE verify_ledger (
     series_description  text NOT NULL,
     instance_number     text NOT NULL
 );
-CREATE INDEX verify_ledger_request_idx ON verify_ledger (request_fk);
+CREATE INDEX verify_ledger_request_idx ON verify_ledger (request_fk, sop_uid);
