@@ -361,7 +361,7 @@ int dh_ccwire_decode(const uint8_t *buf, size_t len, dh_ccwire_frame **out, char
 		}
 		break;
 	default:
-		fail(why, whylen, "frame has no known body (batch, ack, ledger request or chunk)");
+		fail(why, whylen, "frame has neither a batch, an ack, a ledger request nor a ledger chunk");
 		goto done;
 	}
 	if (!spoke_id_valid(spoke)) {
