@@ -3,7 +3,8 @@
 # forward verifies equal (exit 0); then each kind of divergence is injected
 # directly into one database or the other and verify must name it, with
 # the right UIDs and values, and exit 1; --study narrows it; the spoke's
-# heartbeat keeps cc_stream.last_seen_at fresh while idle; a spoke that is
+# heartbeat keeps cc_stream.last_seen_at fresh while idle; a progress bar
+# shows on a terminal only; a spoke that is
 # not connected, or connected on paper but silent, gives exit 3 with its
 # message, an unknown spoke exit 2.
 set -euo pipefail
@@ -50,6 +51,12 @@ out=$(verify) || dh_fail "verify of a clean sync exited $?: $out"
 dh_assert_contains "$out" "spoke 6 objects (0 deleted), hub 6 objects: no differences" "clean verify summary"
 json=$(verify --json) || dh_fail "verify --json of a clean sync failed"
 dh_assert_eq "" "$(kinds <<<"$json")" "clean verify lists nothing"
+# the progress bar: on a terminal (script(1) gives hubctl a pty) and only there
+tty_out=$(script -qec "$HUBCTL -c $T/hub.conf verify --spoke SITE1" /dev/null) || dh_fail "verify on a pty failed: $tty_out"
+dh_assert_contains "$tty_out" "6/6 ledger rows" "progress bar on a terminal"
+dh_assert_contains "$tty_out" "no differences" "and the result"
+verify 2>"$T/verify.stderr" >/dev/null || dh_fail "verify failed"
+dh_assert_eq "" "$(cat "$T/verify.stderr")" "no progress output when stderr is not a terminal"
 
 # ---- liveness: an idle spoke keeps last_seen_at fresh (heartbeat every 5 s) ----
 seen1=$(dh_psql "SELECT extract(epoch FROM last_seen_at) FROM cc_stream WHERE spoke_id = 'SITE1'")
