@@ -342,8 +342,9 @@ static void handle_frame(cc_receiver *r, zmq_msg_t *rid, const char *user, const
 		goto done;
 	}
 	if (strcmp(dh_ccwire_frame_spoke_id(f), user) != 0) {
-		DH_WARN("cc: spoke %s (%s): dropped a frame naming spoke '%s' (its key authenticates %s)", user, peer,
-			dh_ccwire_frame_spoke_id(f), user);
+		DH_WARN("cc: spoke %s (%s): dropped a %s naming spoke '%s' (its key authenticates %s)", user, peer,
+			dh_ccwire_frame_type(f) == DH_CCWIRE_BATCH ? "batch" : "ledger chunk", dh_ccwire_frame_spoke_id(f),
+			user);
 		goto done;
 	}
 	n = dh_ccwire_batch_count(f);
