@@ -139,19 +139,22 @@ done:
 /* Sends the pending verify requests of the spokes connected here. */
 static void verify_tick(cc_receiver *r)
 {
-	const char *ids[64];
+	const char **ids = NULL;
 	size_t n = 0;
 	char err[512];
 	int64_t now = now_ms();
 
-	if (now < r->verify_at_ms)
+	if (now < r->verify_at_ms || r->n_spokes == 0)
 		return;
 	r->verify_at_ms = now + VERIFY_POLL_MS;
-	for (int i = 0; i < r->n_spokes && n < sizeof(ids) / sizeof(ids[0]); i++)
+	if (!(ids = calloc((size_t)r->n_spokes, sizeof(*ids))))
+		return; /* tried again at the next tick */
+	for (int i = 0; i < r->n_spokes; i++)
 		if (r->spokes[i].rid_len && r->spokes[i].seen_ms && now - r->spokes[i].seen_ms < SEEN_WINDOW_MS)
 			ids[n++] = r->spokes[i].id;
 	if (n && verify_dispatch(r->h, ids, n, send_ledger_request, r, err, sizeof(err)) != 0)
 		DH_WARN("cc: %s", err);
+	free(ids);
 }
 
 /* ------------------------------------------------------------------ */

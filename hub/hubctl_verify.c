@@ -135,7 +135,7 @@ static double now_s(void)
 }
 
 /* What an operator does about one kind of difference (docs/operations.md says more). */
-static const char *hint(const char *kind, const char *detail)
+static const char *hint(const char *kind, const char *detail, const char *attribute)
 {
 	if (!strcmp(kind, "missing_at_hub")) {
 		if (!strcmp(detail, "pending") || !strcmp(detail, "sent"))
@@ -169,6 +169,12 @@ static const char *hint(const char *kind, const char *detail)
 		return "the hub and the spoke hold different objects under this UID: compare them (`hubctl cat "
 		       "{SOP}` at the hub); send the spoke's again (the hub's duplicate policy decides whether it "
 		       "replaces)";
+	if (!strcmp(kind, "attribute") && !strncmp(attribute, "Patient", 7))
+		return "a patient attribute change is not applied at the hub: `hubctl queue list --spoke {SPOKE} "
+		       "--study {STUDY}`; if nothing is pending there, make the correction again at the spoke "
+		       "(`spokectl modify`). The hub keeps one patient record per Patient ID and issuer: when the "
+		       "spoke holds different patients' data under one Patient ID, the hub shows the first; "
+		       "correct the Patient ID at the spoke";
 	if (!strcmp(kind, "attribute"))
 		return "an attribute change is not applied at the hub: `hubctl queue list --spoke {SPOKE} --study "
 		       "{STUDY}`; if nothing is pending there, make the correction again at the spoke (`spokectl "
@@ -330,7 +336,7 @@ static void print_text(PGresult *r, const hubctl_verify_opts *o, const char *cou
 		if (!strcmp(kind, "extra_at_hub") && detail[0])
 			printf("          (received as SOP Instance UID %s)\n", detail);
 		char h[1024];
-		expand_hint(h, sizeof(h), hint(kind, detail), o->spoke, study, sop);
+		expand_hint(h, sizeof(h), hint(kind, detail, attr), o->spoke, study, sop);
 		printf("   hint:  %s\n", h);
 	}
 }
@@ -360,7 +366,7 @@ static void print_json(PGresult *r, const hubctl_verify_opts *o, const char *cou
 				hubctl_json_str(stdout, PQgetvalue(r, i, k));
 		}
 		char h[1024];
-		expand_hint(h, sizeof(h), hint(PQgetvalue(r, i, 0), PQgetvalue(r, i, 8)), o->spoke,
+		expand_hint(h, sizeof(h), hint(PQgetvalue(r, i, 0), PQgetvalue(r, i, 8), PQgetvalue(r, i, 4)), o->spoke,
 			    PQgetvalue(r, i, 1), PQgetvalue(r, i, 3));
 		printf(",\"hint\":");
 		hubctl_json_str(stdout, h);

@@ -140,8 +140,9 @@ int verify_store_chunk(struct hub *h, const char *spoke_id, const dh_ccwire_fram
 			goto db_fail;
 	}
 	if (PQntuples(res) != 1) {
-		DH_WARN("verify: spoke %s sent a ledger chunk for request %s, which is not its own; dropped", spoke_id,
-			pk);
+		DH_WARN("verify: spoke %s sent a ledger chunk for request %s, which is not its own or no longer exists "
+			"(hubctl gave up); dropped",
+			spoke_id, pk);
 		rc = 0;
 		goto done;
 	}
