@@ -159,9 +159,10 @@ static const char *hint(const char *kind, const char *detail, const char *attrib
 	if (!strcmp(kind, "extra_at_hub"))
 		return detail[0] ? "the hub stored it under a new SOP Instance UID (duplicate policy, kb-8993; the "
 				   "spoke's UID is in the detail): compare with the spoke's object of that UID"
-				 : "the spoke has no record of it: if another sender stored it, it is not this spoke's; "
-				   "if the spoke lost it, send it again from the spoke PACS; if it should not exist, "
-				   "delete it at the spoke so the DELETE reaches the hub";
+				 : "the spoke has no record of it under this UID: if the spoke merged or renamed it, that "
+				   "cc is not applied here (`hubctl queue list --spoke {SPOKE} --study {STUDY}`); if "
+				   "another sender stored it, it is not this spoke's; if the spoke lost it, send it "
+				   "again from the spoke PACS";
 	if (!strcmp(kind, "study_uid") || !strcmp(kind, "series_uid"))
 		return "a split, merge, segment or Study UID fix-up is not applied at the hub: `hubctl queue list "
 		       "--spoke {SPOKE} --study {STUDY}` (parked or refused cc); retry or resolve it there";
