@@ -376,6 +376,26 @@ static void print_json(PGresult *r, const hubctl_verify_opts *o, const char *cou
 	printf("]}\n");
 }
 
+void hubctl_verify_usage(FILE *out)
+{
+	fprintf(out,
+		"usage: hubctl [-c FILE] verify --spoke ID [--study UID] [--timeout SECONDS] [--json]\n"
+		"\n"
+		"Compares spoke ID's ledger (fetched by hubd over the spoke's cc connection) with the\n"
+		"hub's index: presence, deletions, Study/Series/SOP Class UIDs, data set MD5s and key\n"
+		"attributes, for every study of the spoke or for --study UID. Lists every difference\n"
+		"with a hint (docs/hubctl.md#verify); a progress bar on stderr when it is a terminal.\n"
+		"\n"
+		"  --spoke ID          the spoke ([spoke.ID] in hubd's configuration)\n"
+		"  --study UID         only this study\n"
+		"  --timeout SECONDS   give up after this long without progress (default %d)\n"
+		"  --json              one JSON object instead of text\n"
+		"\n"
+		"Exit status: 0 no difference, 1 differences found, 2 bad usage or unknown spoke,\n"
+		"3 spoke not connected / no answer / spoke error, 4 database error.\n",
+		DEFAULT_TIMEOUT);
+}
+
 int hubctl_verify_main(const hub_config *cfg, const hubctl_verify_opts *o)
 {
 	dh_db *db = NULL;
@@ -389,7 +409,7 @@ int hubctl_verify_main(const hub_config *cfg, const hubctl_verify_opts *o)
 	int rc = EXIT_DB;
 
 	if (!o->spoke || !o->spoke[0]) {
-		fprintf(stderr, "usage: hubctl verify --spoke ID [--study UID] [--timeout SECONDS] [--json]\n");
+		hubctl_verify_usage(stderr);
 		return EXIT_USAGE;
 	}
 	if (!hub_config_spoke(cfg, o->spoke)) {

@@ -21,12 +21,17 @@
 
 #include "hub_config.h"
 
+#include <stdio.h>
+
 typedef struct {
 	const char *spoke;  /* required */
 	const char *study;  /* NULL: every study */
 	int timeout;        /* seconds without progress before giving up (0: default 30) */
 	int json;
 } hubctl_verify_opts;
+
+/* The command's help (`hubctl verify --help` after the merge with the ops helper's per-command help). */
+void hubctl_verify_usage(FILE *out);
 
 /* Runs the verify. Returns the exit status above. */
 int hubctl_verify_main(const hub_config *cfg, const hubctl_verify_opts *o);
