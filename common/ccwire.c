@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@
 /* Frame copy + per-item bookkeeping + the refusals' strings, with headroom. */
 #define CCWIRE_MAX_DECODE_MEMORY (2u * DH_CCWIRE_MAX_FRAME + 16u * 1024u * 1024u)
 #define CCWIRE_MAX_SPOKE_ID 64u
+#define CCWIRE_MAX_UID 64u /* DICOM UI */
 
 struct dh_ccwire_frame {
 	Dhcc__Frame *m;
@@ -197,6 +199,90 @@ done:
 	return rc;
 }
 
+static char *nz(const char *s)
+{
+	return (char *)(s ? s : ""); /* packing only reads it */
+}
+
+int dh_ccwire_encode_ledger_request(const char *spoke_id, uint64_t request_id, const char *study_uid,
+				    uint8_t **buf, size_t *len)
+{
+	Dhcc__Frame fr = DHCC__FRAME__INIT;
+	Dhcc__LedgerRequest q = DHCC__LEDGER_REQUEST__INIT;
+
+	*buf = NULL;
+	*len = 0;
+	if (!spoke_id_valid(spoke_id) || (study_uid && strlen(study_uid) > CCWIRE_MAX_UID))
+		return -1;
+	q.spoke_id = (char *)spoke_id;
+	q.request_id = request_id;
+	q.study_uid = nz(study_uid);
+	fr.schema_version = CCWIRE_SCHEMA_VERSION;
+	fr.body_case = DHCC__FRAME__BODY_LEDGER_REQUEST;
+	fr.ledger_request = &q;
+	return pack_frame(&fr, buf, len);
+}
+
+int dh_ccwire_encode_ledger_chunk(const char *spoke_id, const dh_ccwire_chunk_head *head,
+				  const dh_ccwire_ledger_row *rows, size_t n, uint8_t **buf, size_t *len)
+{
+	Dhcc__Frame fr = DHCC__FRAME__INIT;
+	Dhcc__LedgerChunk c = DHCC__LEDGER_CHUNK__INIT;
+	Dhcc__LedgerRow *r = NULL, **rp = NULL;
+	int rc = -1;
+
+	*buf = NULL;
+	*len = 0;
+	if (!spoke_id_valid(spoke_id) || !head || n > DH_CCWIRE_MAX_LEDGER_ROWS || (n && !rows))
+		goto done;
+	if (n && (!(r = calloc(n, sizeof(*r))) || !(rp = calloc(n, sizeof(*rp)))))
+		goto done;
+	for (size_t i = 0; i < n; i++) {
+		const dh_ccwire_ledger_row *s = &rows[i];
+		dhcc__ledger_row__init(&r[i]);
+		r[i].sop_uid = nz(s->sop_uid);
+		r[i].series_uid = nz(s->series_uid);
+		r[i].study_uid = nz(s->study_uid);
+		r[i].sop_class_uid = nz(s->sop_class_uid);
+		r[i].md5 = nz(s->md5);
+		r[i].deleted = s->deleted != 0;
+		r[i].fwd_state = nz(s->fwd_state);
+		r[i].patient_id = nz(s->patient_id);
+		r[i].issuer = nz(s->issuer);
+		r[i].patient_name = nz(s->patient_name);
+		r[i].birth_date = nz(s->birth_date);
+		r[i].sex = nz(s->sex);
+		r[i].study_id = nz(s->study_id);
+		r[i].study_date = nz(s->study_date);
+		r[i].study_time = nz(s->study_time);
+		r[i].accession = nz(s->accession);
+		r[i].referring_physician = nz(s->referring_physician);
+		r[i].study_description = nz(s->study_description);
+		r[i].modality = nz(s->modality);
+		r[i].series_number = nz(s->series_number);
+		r[i].series_description = nz(s->series_description);
+		r[i].instance_number = nz(s->instance_number);
+		r[i].transfer_syntax = nz(s->transfer_syntax);
+		rp[i] = &r[i];
+	}
+	c.spoke_id = (char *)spoke_id;
+	c.request_id = head->request_id;
+	c.total = head->total;
+	c.offset = head->offset;
+	c.last = head->last != 0;
+	c.error = nz(head->error);
+	c.n_rows = n;
+	c.rows = rp;
+	fr.schema_version = CCWIRE_SCHEMA_VERSION;
+	fr.body_case = DHCC__FRAME__BODY_LEDGER_CHUNK;
+	fr.ledger_chunk = &c;
+	rc = pack_frame(&fr, buf, len);
+done:
+	free(r);
+	free(rp);
+	return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* decoding */
 
@@ -253,8 +339,29 @@ int dh_ccwire_decode(const uint8_t *buf, size_t len, dh_ccwire_frame **out, char
 			goto done;
 		}
 		break;
+	case DHCC__FRAME__BODY_LEDGER_REQUEST:
+		spoke = f->m->ledger_request->spoke_id;
+		if (f->m->ledger_request->study_uid && strlen(f->m->ledger_request->study_uid) > CCWIRE_MAX_UID) {
+			fail(why, whylen, "ledger request study UID longer than %u characters", CCWIRE_MAX_UID);
+			goto done;
+		}
+		break;
+	case DHCC__FRAME__BODY_LEDGER_CHUNK:
+		spoke = f->m->ledger_chunk->spoke_id;
+		if (f->m->ledger_chunk->n_rows > DH_CCWIRE_MAX_LEDGER_ROWS) {
+			fail(why, whylen, "ledger chunk of %zu rows exceeds the limit of %u", f->m->ledger_chunk->n_rows,
+			     DH_CCWIRE_MAX_LEDGER_ROWS);
+			goto done;
+		}
+		if (f->m->ledger_chunk->offset > UINT64_MAX - f->m->ledger_chunk->n_rows ||
+		    f->m->ledger_chunk->offset + f->m->ledger_chunk->n_rows > f->m->ledger_chunk->total) {
+			fail(why, whylen, "ledger chunk rows %" PRIu64 "+%zu exceed the announced total %" PRIu64,
+			     f->m->ledger_chunk->offset, f->m->ledger_chunk->n_rows, f->m->ledger_chunk->total);
+			goto done;
+		}
+		break;
 	default:
-		fail(why, whylen, "frame has neither a batch nor an ack");
+		fail(why, whylen, "frame has neither a batch, an ack, a ledger request nor a ledger chunk");
 		goto done;
 	}
 	if (!spoke_id_valid(spoke)) {
@@ -272,12 +379,98 @@ done:
 
 dh_ccwire_type dh_ccwire_frame_type(const dh_ccwire_frame *f)
 {
-	return f->m->body_case == DHCC__FRAME__BODY_ACK ? DH_CCWIRE_ACK : DH_CCWIRE_BATCH;
+	switch (f->m->body_case) {
+	case DHCC__FRAME__BODY_ACK: return DH_CCWIRE_ACK;
+	case DHCC__FRAME__BODY_LEDGER_REQUEST: return DH_CCWIRE_LEDGER_REQUEST;
+	case DHCC__FRAME__BODY_LEDGER_CHUNK: return DH_CCWIRE_LEDGER_CHUNK;
+	default: return DH_CCWIRE_BATCH;
+	}
 }
 
 const char *dh_ccwire_frame_spoke_id(const dh_ccwire_frame *f)
 {
-	return f->m->body_case == DHCC__FRAME__BODY_ACK ? f->m->ack->spoke_id : f->m->batch->spoke_id;
+	switch (f->m->body_case) {
+	case DHCC__FRAME__BODY_ACK: return f->m->ack->spoke_id;
+	case DHCC__FRAME__BODY_LEDGER_REQUEST: return f->m->ledger_request->spoke_id;
+	case DHCC__FRAME__BODY_LEDGER_CHUNK: return f->m->ledger_chunk->spoke_id;
+	default: return f->m->batch->spoke_id;
+	}
+}
+
+static const char *str(const char *s)
+{
+	return s ? s : "";
+}
+
+uint64_t dh_ccwire_request_id(const dh_ccwire_frame *f)
+{
+	if (f->m->body_case == DHCC__FRAME__BODY_LEDGER_REQUEST)
+		return f->m->ledger_request->request_id;
+	if (f->m->body_case == DHCC__FRAME__BODY_LEDGER_CHUNK)
+		return f->m->ledger_chunk->request_id;
+	return 0;
+}
+
+const char *dh_ccwire_request_study(const dh_ccwire_frame *f)
+{
+	return f->m->body_case == DHCC__FRAME__BODY_LEDGER_REQUEST ? str(f->m->ledger_request->study_uid) : "";
+}
+
+dh_ccwire_chunk_head dh_ccwire_chunk_header(const dh_ccwire_frame *f)
+{
+	dh_ccwire_chunk_head h = { 0, 0, 0, 0, "" };
+
+	if (f->m->body_case == DHCC__FRAME__BODY_LEDGER_CHUNK) {
+		const Dhcc__LedgerChunk *c = f->m->ledger_chunk;
+		h.request_id = c->request_id;
+		h.total = c->total;
+		h.offset = c->offset;
+		h.last = c->last ? 1 : 0;
+		h.error = str(c->error);
+	}
+	return h;
+}
+
+size_t dh_ccwire_chunk_count(const dh_ccwire_frame *f)
+{
+	return f->m->body_case == DHCC__FRAME__BODY_LEDGER_CHUNK ? f->m->ledger_chunk->n_rows : 0;
+}
+
+dh_ccwire_ledger_row dh_ccwire_chunk_row(const dh_ccwire_frame *f, size_t i)
+{
+	dh_ccwire_ledger_row r;
+	const Dhcc__LedgerRow *m;
+
+	if (i >= dh_ccwire_chunk_count(f)) {
+		static const dh_ccwire_ledger_row empty = { "", "", "", "", "", 0, "", "", "", "", "", "", "", "",
+							    "", "", "", "", "", "", "", "", "" };
+		return empty;
+	}
+	m = f->m->ledger_chunk->rows[i];
+	r.sop_uid = str(m->sop_uid);
+	r.series_uid = str(m->series_uid);
+	r.study_uid = str(m->study_uid);
+	r.sop_class_uid = str(m->sop_class_uid);
+	r.md5 = str(m->md5);
+	r.deleted = m->deleted ? 1 : 0;
+	r.fwd_state = str(m->fwd_state);
+	r.patient_id = str(m->patient_id);
+	r.issuer = str(m->issuer);
+	r.patient_name = str(m->patient_name);
+	r.birth_date = str(m->birth_date);
+	r.sex = str(m->sex);
+	r.study_id = str(m->study_id);
+	r.study_date = str(m->study_date);
+	r.study_time = str(m->study_time);
+	r.accession = str(m->accession);
+	r.referring_physician = str(m->referring_physician);
+	r.study_description = str(m->study_description);
+	r.modality = str(m->modality);
+	r.series_number = str(m->series_number);
+	r.series_description = str(m->series_description);
+	r.instance_number = str(m->instance_number);
+	r.transfer_syntax = str(m->transfer_syntax);
+	return r;
 }
 
 size_t dh_ccwire_batch_count(const dh_ccwire_frame *f)

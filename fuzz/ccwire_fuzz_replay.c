@@ -4,11 +4,13 @@
  *
  * usage: ccwire_fuzz_replay [-n ITERATIONS] [-s SEED] [CC_CORPUS_DIR]
  *
- * Seeds are built here: a hello, an ack with refusals, and batches whose
- * items are the files of the cc corpus (fuzz/corpus/cc). Then ITERATIONS
+ * Seeds are built here: a hello, an ack with refusals, batches whose
+ * items are the files of the cc corpus (fuzz/corpus/cc), a ledger request
+ * and ledger chunks (hubctl verify). Then ITERATIONS
  * mutants (bit flips, random bytes, truncation, insertion, deletion,
  * corrupted varints) go through the decoder. Every accepted frame must
- * survive re-encoding: the same type, spoke id, items and refusals. A
+ * survive re-encoding: the same type, spoke id, items, refusals, request
+ * and chunk header and rows. A
  * crash, a sanitizer report or an abort fails the ctest run; the generator
  * is a fixed xorshift, so a failure replays with the same arguments.
  */
@@ -64,7 +66,22 @@ static void check(const uint8_t *data, size_t len)
 		return;
 	}
 	accepted++;
-	if (dh_ccwire_frame_type(f) == DH_CCWIRE_BATCH) {
+	if (dh_ccwire_frame_type(f) == DH_CCWIRE_LEDGER_REQUEST) {
+		if (dh_ccwire_encode_ledger_request(dh_ccwire_frame_spoke_id(f), dh_ccwire_request_id(f),
+						    dh_ccwire_request_study(f), &buf, &blen) != 0)
+			abort();
+	} else if (dh_ccwire_frame_type(f) == DH_CCWIRE_LEDGER_CHUNK) {
+		dh_ccwire_chunk_head h = dh_ccwire_chunk_header(f);
+		n = dh_ccwire_chunk_count(f);
+		dh_ccwire_ledger_row *rows = calloc(n ? n : 1, sizeof(*rows));
+		if (!rows)
+			abort();
+		for (size_t i = 0; i < n; i++)
+			rows[i] = dh_ccwire_chunk_row(f, i);
+		if (dh_ccwire_encode_ledger_chunk(dh_ccwire_frame_spoke_id(f), &h, rows, n, &buf, &blen) != 0)
+			abort();
+		free(rows);
+	} else if (dh_ccwire_frame_type(f) == DH_CCWIRE_BATCH) {
 		n = dh_ccwire_batch_count(f);
 		dh_ccwire_item *it = calloc(n ? n : 1, sizeof(*it));
 		if (!it)
@@ -90,8 +107,21 @@ static void check(const uint8_t *data, size_t len)
 	    strcmp(dh_ccwire_frame_spoke_id(g), dh_ccwire_frame_spoke_id(f)) != 0 ||
 	    dh_ccwire_batch_count(g) != dh_ccwire_batch_count(f) ||
 	    dh_ccwire_ack_through(g) != dh_ccwire_ack_through(f) ||
-	    dh_ccwire_ack_refused_count(g) != dh_ccwire_ack_refused_count(f))
+	    dh_ccwire_ack_refused_count(g) != dh_ccwire_ack_refused_count(f) ||
+	    dh_ccwire_request_id(g) != dh_ccwire_request_id(f) ||
+	    strcmp(dh_ccwire_request_study(g), dh_ccwire_request_study(f)) != 0 ||
+	    dh_ccwire_chunk_count(g) != dh_ccwire_chunk_count(f) ||
+	    dh_ccwire_chunk_header(g).total != dh_ccwire_chunk_header(f).total ||
+	    dh_ccwire_chunk_header(g).offset != dh_ccwire_chunk_header(f).offset ||
+	    dh_ccwire_chunk_header(g).last != dh_ccwire_chunk_header(f).last ||
+	    strcmp(dh_ccwire_chunk_header(g).error, dh_ccwire_chunk_header(f).error) != 0)
 		abort();
+	for (size_t i = 0; i < dh_ccwire_chunk_count(f); i++) {
+		dh_ccwire_ledger_row a = dh_ccwire_chunk_row(f, i), b = dh_ccwire_chunk_row(g, i);
+		if (strcmp(a.sop_uid, b.sop_uid) || strcmp(a.md5, b.md5) || strcmp(a.patient_name, b.patient_name) ||
+		    strcmp(a.transfer_syntax, b.transfer_syntax) || a.deleted != b.deleted)
+			abort();
+	}
 	for (size_t i = 0; i < dh_ccwire_batch_count(f); i++) {
 		dh_ccwire_item a = dh_ccwire_batch_item(f, i), b = dh_ccwire_batch_item(g, i);
 		if (a.len != b.len || (a.len && memcmp(a.data, b.data, a.len) != 0))
@@ -197,6 +227,25 @@ int main(int argc, char **argv)
 	for (size_t k = 1; k <= n_cc; k++)
 		if (dh_ccwire_encode_batch("SITE-1.a", items, k, &buf, &len) == 0)
 			add_seed(buf, len);
+	{
+		dh_ccwire_ledger_row rows[3] = { { 0 } };
+		dh_ccwire_chunk_head h1 = { 5, 10, 2, 0, "" }, h2 = { 5, 0, 0, 1, "reading the ledger: gone" };
+		rows[0].sop_uid = "1.2.3.4.5";
+		rows[0].series_uid = "1.2.3.4";
+		rows[0].study_uid = "1.2.3";
+		rows[0].md5 = "0123456789abcdef0123456789abcdef";
+		rows[0].patient_name = "DOE^JOHN";
+		rows[0].transfer_syntax = "1.2.840.10008.1.2.1";
+		rows[1].sop_uid = "1.2.3.4.6";
+		rows[1].deleted = 1;
+		rows[2].instance_number = "7";
+		if (dh_ccwire_encode_ledger_request("SITE1", 5, "1.2.3", &buf, &len) == 0)
+			add_seed(buf, len);
+		if (dh_ccwire_encode_ledger_chunk("SITE1", &h1, rows, 3, &buf, &len) == 0)
+			add_seed(buf, len);
+		if (dh_ccwire_encode_ledger_chunk("SITE1", &h2, NULL, 0, &buf, &len) == 0)
+			add_seed(buf, len);
+	}
 	if (n_seeds == 0)
 		return 2;
 	for (size_t k = 0; k < n_seeds; k++)

@@ -17,15 +17,25 @@
  * Ack is sent only after it committed. When the database is down no Ack
  * is sent: the spoke resends after its ack timeout, and the hub dedupes.
  * Every bad frame costs one log line and nothing else.
+ *
+ * Liveness and verify (hub/verify.h): every frame accepted from a spoke
+ * marks it seen (cc_stream.last_seen_at, throttled to once a second; an
+ * idle spoke sends a hello every few seconds) and remembers the routing id
+ * of its connection. About twice a second the thread hands the spokes seen
+ * within SEEN_WINDOW_MS to verify_dispatch, which claims their pending
+ * verify requests and sends each a LedgerRequest on that connection; the
+ * LedgerChunks coming back are stored by verify_store_chunk.
  */
 #include "ccsync.h"
 #include "hub.h"
 #include "log.h"
+#include "verify.h"
 
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zmq.h>
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
@@ -35,10 +45,19 @@
 /* ZMQ_MAXMSGSIZE counts the CURVE MESSAGE command (payload + ~33 bytes of
  * box and header), so it must exceed the payload limit */
 #define MAXMSG_HEADROOM 4096
+#define VERIFY_POLL_MS 500    /* how often pending verify requests are looked for */
+#define SEEN_WINDOW_MS 30000  /* a spoke heard from within this is asked directly */
+#define TOUCH_MS 1000         /* cc_stream.last_seen_at is written at most this often */
+#define MAX_ROUTING_ID 256    /* libzmq's routing ids are at most 255 bytes */
 
 typedef struct {
 	const char *id; /* borrowed from the hub's configuration */
 	uint8_t key[32];
+	/* its latest connection, for hub -> spoke requests */
+	uint8_t rid[MAX_ROUTING_ID];
+	size_t rid_len;
+	int64_t seen_ms;  /* last accepted frame (monotonic); 0 never */
+	int64_t touch_ms; /* last cc_stream write */
 } known_spoke;
 
 struct cc_receiver {
@@ -49,7 +68,94 @@ struct cc_receiver {
 	atomic_int stop;
 	pthread_t thread;
 	int started;
+	int64_t verify_at_ms; /* next verify_dispatch */
 };
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static known_spoke *spoke_by_id(cc_receiver *r, const char *id)
+{
+	for (int i = 0; i < r->n_spokes; i++)
+		if (strcmp(r->spokes[i].id, id) == 0)
+			return &r->spokes[i];
+	return NULL;
+}
+
+/* A frame from spoke user on connection rid was accepted: remember both, mark it seen. */
+static void spoke_seen(cc_receiver *r, zmq_msg_t *rid, const char *user, const char *peer, int touch_db)
+{
+	known_spoke *k = spoke_by_id(r, user);
+	char err[512];
+	int64_t now = now_ms();
+
+	if (!k)
+		return;
+	if (zmq_msg_size(rid) <= MAX_ROUTING_ID) {
+		memcpy(k->rid, zmq_msg_data(rid), zmq_msg_size(rid));
+		k->rid_len = zmq_msg_size(rid);
+	}
+	k->seen_ms = now;
+	if (touch_db && now - k->touch_ms >= TOUCH_MS) {
+		if (verify_touch_stream(r->h, user, peer, err, sizeof(err)) == 0)
+			k->touch_ms = now;
+		else
+			DH_DEBUG("cc: %s", err);
+	}
+}
+
+/* verify_dispatch's sender: a LedgerRequest on the spoke's latest connection. */
+static int send_ledger_request(void *arg, const char *spoke_id, uint64_t request_id, const char *study_uid)
+{
+	cc_receiver *r = arg;
+	known_spoke *k = spoke_by_id(r, spoke_id);
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc = -1;
+
+	if (!k || !k->rid_len)
+		goto done;
+	if (dh_ccwire_encode_ledger_request(spoke_id, request_id, study_uid, &buf, &len) != 0) {
+		DH_ERROR("cc: verify %" PRIu64 ": cannot encode the ledger request", request_id);
+		goto done;
+	}
+	if (zmq_send(r->router, k->rid, k->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_send(r->router, buf, len, ZMQ_DONTWAIT) < 0) {
+		DH_WARN("cc: verify %" PRIu64 ": ledger request to spoke %s not sent: %s", request_id, spoke_id,
+			zmq_strerror(errno));
+		goto done;
+	}
+	rc = 0;
+done:
+	free(buf);
+	return rc;
+}
+
+/* Sends the pending verify requests of the spokes connected here. */
+static void verify_tick(cc_receiver *r)
+{
+	const char **ids = NULL;
+	size_t n = 0;
+	char err[512];
+	int64_t now = now_ms();
+
+	if (now < r->verify_at_ms || r->n_spokes == 0)
+		return;
+	r->verify_at_ms = now + VERIFY_POLL_MS;
+	if (!(ids = calloc((size_t)r->n_spokes, sizeof(*ids))))
+		return; /* tried again at the next tick */
+	for (int i = 0; i < r->n_spokes; i++)
+		if (r->spokes[i].rid_len && r->spokes[i].seen_ms && now - r->spokes[i].seen_ms < SEEN_WINDOW_MS)
+			ids[n++] = r->spokes[i].id;
+	if (n && verify_dispatch(r->h, ids, n, send_ledger_request, r, err, sizeof(err)) != 0)
+		DH_WARN("cc: %s", err);
+	free(ids);
+}
 
 /* ------------------------------------------------------------------ */
 /* ZAP (RFC 27) */
@@ -233,17 +339,26 @@ static void handle_frame(cc_receiver *r, zmq_msg_t *rid, const char *user, const
 		DH_WARN("cc: spoke %s (%s): dropped a bad frame of %zu bytes: %s", user, peer, len, why);
 		goto done;
 	}
-	if (dh_ccwire_frame_type(f) != DH_CCWIRE_BATCH) {
-		DH_WARN("cc: spoke %s (%s): dropped an ack frame (spokes send batches)", user, peer);
+	if (dh_ccwire_frame_type(f) != DH_CCWIRE_BATCH && dh_ccwire_frame_type(f) != DH_CCWIRE_LEDGER_CHUNK) {
+		DH_WARN("cc: spoke %s (%s): dropped a hub-to-spoke frame (spokes send batches and ledger chunks)",
+			user, peer);
 		goto done;
 	}
 	if (strcmp(dh_ccwire_frame_spoke_id(f), user) != 0) {
-		DH_WARN("cc: spoke %s (%s): dropped a batch naming spoke '%s' (its key authenticates %s)", user, peer,
-			dh_ccwire_frame_spoke_id(f), user);
+		DH_WARN("cc: spoke %s (%s): dropped a %s naming spoke '%s' (its key authenticates %s)", user, peer,
+			dh_ccwire_frame_type(f) == DH_CCWIRE_BATCH ? "batch" : "ledger chunk", dh_ccwire_frame_spoke_id(f),
+			user);
 		goto done;
 	}
 	n = dh_ccwire_batch_count(f);
-	if (n == 0) { /* hello: where does the hub stand? */
+	/* a batch with items marks the spoke seen in cc_apply_batch's own transaction */
+	spoke_seen(r, rid, user, peer, dh_ccwire_frame_type(f) != DH_CCWIRE_BATCH || n == 0);
+	if (dh_ccwire_frame_type(f) == DH_CCWIRE_LEDGER_CHUNK) {
+		if (verify_store_chunk(r->h, user, f, err, sizeof(err)) != 0)
+			DH_ERROR("cc: spoke %s (%s): %s", user, peer, err);
+		goto done;
+	}
+	if (n == 0) { /* hello (or heartbeat): where does the hub stand? */
 		if (cc_apply_received_through(r->h, user, &through, err, sizeof(err)) != 0) {
 			DH_ERROR("cc: spoke %s (%s): hello not answered: %s", user, peer, err);
 			goto done;
@@ -363,6 +478,7 @@ static void *receiver_main(void *arg)
 			router_handle(r);
 		if (r->mon && (items[2].revents & ZMQ_POLLIN))
 			monitor_handle(r);
+		verify_tick(r);
 	}
 	dh_log_set_context(NULL);
 	return NULL;

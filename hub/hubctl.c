@@ -12,11 +12,13 @@
 #include "hubctl_cc.h"
 #include "hubctl_history.h"
 #include "hubctl_status.h"
+#include "hubctl_verify.h"
 #include "log.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -36,6 +38,10 @@ static void usage(FILE *out)
 		"  tars SERIES_UID\n"
 		"                 the TAR files of a series\n"
 		"  verify VOLUME  check every TAR of a volume against the index and its manifest\n"
+		"  verify --spoke ID [--study UID] [--timeout SECONDS]\n"
+		"                 compare the spoke's ledger with the hub's index and list every\n"
+		"                 difference (exit 0 equal, 1 differences, 3 spoke not connected or\n"
+		"                 no answer, 4 database error; docs/hubctl.md)\n"
 		"  cat SOP_UID    write an object's bytes (from the cache or its TAR) to stdout\n"
 		"  status         spokes (connected, received, applied, lag, open items), service\n"
 		"                 backlogs; exit 3 when operator items are open, 4 when only a\n"
@@ -138,12 +144,13 @@ int main(int argc, char **argv)
 		{ "all", no_argument, NULL, 'A' },
 		{ "reason", required_argument, NULL, 'R' },
 		{ "operator", required_argument, NULL, 'O' },
+		{ "timeout", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *path = NULL, *secret_file = NULL;
 	hubctl_cc_filter qf = { NULL, NULL, NULL, 0, NULL, NULL };
 	int help = 0;
-	int json = 0;
+	int json = 0, timeout = 0;
 	hub_config cfg;
 	char err[512];
 	int o, rc = 2;
@@ -160,20 +167,36 @@ int main(int argc, char **argv)
 		case 'P': qf.spoke = optarg; break;
 		case 'U': qf.study = optarg; break;
 		case 'A': qf.all = 1; break;
+		case 'T': timeout = atoi(optarg); break;
 		default: usage(stderr); return 2;
 		}
 	}
 	if (help) {
-		/* a command's own help (status, queue, history), else this one */
+		/* a command's own help (status, queue, history, verify), else this one */
 		char *h[2] = { optind < argc ? argv[optind] : NULL, (char *)"help" };
 		if (h[0] && strcmp(h[0], "status") == 0)
 			return hubctl_status_main(NULL, 2, h, 0);
 		if (h[0] && strcmp(h[0], "history") == 0)
 			return hubctl_history_main(NULL, 2, h, 0);
+		if (h[0] && strcmp(h[0], "verify") == 0) {
+			hubctl_verify_usage(stdout);
+			return 0;
+		}
 		if (h[0] && hubctl_cc_is_command(h[0]))
 			return hubctl_cc_main(NULL, 2, h, &qf, 0);
 		usage(stdout);
 		return 0;
+	}
+	if (argc - optind == 1 && strcmp(argv[optind], "verify") == 0 && qf.spoke) {
+		hubctl_verify_opts vo = { qf.spoke, qf.study, timeout, json };
+		if (hub_config_load(&cfg, path, err, sizeof(err)) < 0) {
+			fprintf(stderr, "hubctl: %s\n", err);
+			return 1;
+		}
+		dh_log_init("hubctl", "stderr", "warn");
+		rc = hubctl_verify_main(&cfg, &vo);
+		hub_config_free(&cfg);
+		return rc;
 	}
 	if (argc - optind >= 1 && (strcmp(argv[optind], "status") == 0 || strcmp(argv[optind], "history") == 0)) {
 		if (hub_config_load(&cfg, path, err, sizeof(err)) < 0) {

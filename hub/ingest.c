@@ -45,6 +45,7 @@
 #include "hub.h"
 
 #include "ccsync.h"
+#include "dsmd5.h"
 #include "durable.h"
 #include "hash.h"
 #include "log.h"
@@ -297,6 +298,9 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 			const char *tmp, const char *rel, const char *abs, long long size, const char *md5,
 			decision *d)
 {
+	/* the data set's MD5 (verify compares it with the spoke's; '' unknown) */
+	char dsmd5[DH_MD5_HEX_LEN + 1];
+	(void)dh_dsmd5_file(tmp, dsmd5);
 	char study_uid[DH_UID_MAX + 1], series_uid[DH_UID_MAX + 1], sop_uid[DH_UID_MAX + 1];
 	char study_acc[TXT] = "", ppk[32], stpk[32], sepk[32], size_s[32];
 	int coerced = 0;
@@ -356,8 +360,8 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 		if (r && reconcile >= 0) {
 			/* the old file stays (a TAR or another row may name it); the new one is archived afresh */
 			snprintf(size_s, sizeof(size_s), "%lld", size);
-			const char *up[10] = { PQgetvalue(r, reconcile, 0), rel, size_s, md5, o->ts, source_ae,
-					       o->sop_uid, o->study_uid, o->accession, o->series_uid };
+			const char *up[11] = { PQgetvalue(r, reconcile, 0), rel, size_s, md5, o->ts, source_ae,
+					       o->sop_uid, o->study_uid, o->accession, o->series_uid, dsmd5 };
 			if (commit_file(tmp, abs) < 0) {
 				t->failed = 1;
 				snprintf(t->err.msg, sizeof(t->err.msg), "cannot move object into cache: %s",
@@ -368,8 +372,8 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 			x(t, "UPDATE instance SET file_path = $2, file_size = $3::bigint, md5 = $4, "
 			     "transfer_syntax = $5, source_ae = $6, received_at = now(), received_sop_uid = $7, "
 			     "received_study_uid = $8, received_accession = $9, received_series_uid = $10, moved = false, "
-			     "tar_fk = NULL, tar_offset = NULL, tar_size = NULL WHERE pk = $1::bigint",
-			  10, up);
+			     "tar_fk = NULL, tar_offset = NULL, tar_size = NULL, dataset_md5 = $11 WHERE pk = $1::bigint",
+			  11, up);
 			d->status = ST_SUCCESS;
 			snprintf(d->hub_sop_uid, sizeof(d->hub_sop_uid), "%s", o->sop_uid);
 			DH_INFO("%s from spoke %s is the object its change produced: stored as its bytes", o->sop_uid,
@@ -402,7 +406,7 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 						d->old_file[0] = '\0';
 				}
 				snprintf(size_s, sizeof(size_s), "%lld", size);
-				const char *up[6] = { PQgetvalue(r, same, 0), rel, size_s, md5, o->ts, source_ae };
+				const char *up[7] = { PQgetvalue(r, same, 0), rel, size_s, md5, o->ts, source_ae, dsmd5 };
 				if (commit_file(tmp, abs) < 0) {
 					t->failed = 1;
 					snprintf(t->err.msg, sizeof(t->err.msg), "cannot move object into cache: %s",
@@ -413,8 +417,8 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 				/* new content: it is archived afresh (the old TAR keeps the old bytes) */
 				x(t, "UPDATE instance SET file_path = $2, file_size = $3::bigint, md5 = $4, "
 				     "transfer_syntax = $5, source_ae = $6, received_at = now(), "
-				     "tar_fk = NULL, tar_offset = NULL, tar_size = NULL WHERE pk = $1::bigint",
-				  6, up);
+				     "tar_fk = NULL, tar_offset = NULL, tar_size = NULL, dataset_md5 = $7 WHERE pk = $1::bigint",
+				  7, up);
 				d->status = coerced ? ST_COERCED : ST_SUCCESS;
 				snprintf(d->hub_sop_uid, sizeof(d->hub_sop_uid), "%s", o->sop_uid);
 				DH_INFO("duplicate %s in study %s overwritten (MD5 differs)", o->sop_uid, study_uid);
@@ -515,15 +519,15 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 	d->stored = 1;
 	snprintf(size_s, sizeof(size_s), "%lld", size);
 	{
-		const char *p[15] = { sepk, sop_uid, o->sop_uid, o->study_uid, o->accession, o->sop_class,
+		const char *p[16] = { sepk, sop_uid, o->sop_uid, o->study_uid, o->accession, o->sop_class,
 				      o->instance_number, o->content_date, o->content_time, o->ts, rel,
-				      size_s, md5, source_ae, o->series_uid };
+				      size_s, md5, source_ae, o->series_uid, dsmd5 };
 		char ipk[32] = "";
 		q1(t, "INSERT INTO instance (series_fk, sop_uid, received_sop_uid, received_study_uid, "
 		      "received_accession, sop_class_uid, instance_number, content_date, content_time, "
-		      "transfer_syntax, file_path, file_size, md5, source_ae, received_series_uid) "
-		      "VALUES ($1::bigint, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13, $14, $15) "
-		      "RETURNING pk", 15, p, ipk, sizeof(ipk));
+		      "transfer_syntax, file_path, file_size, md5, source_ae, received_series_uid, dataset_md5) "
+		      "VALUES ($1::bigint, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13, $14, $15, $16) "
+		      "RETURNING pk", 16, p, ipk, sizeof(ipk));
 		if (!t->failed && qr_index_instance(t->c, ds, ppk, stpk, sepk, ipk, &t->err) < 0)
 			t->failed = 1;
 	}

@@ -46,6 +46,7 @@ typedef struct {
 	long long file_size;
 	const char *md5;       /* 32 hex digits */
 	const char *source_ae; /* calling AE title */
+	const char *dataset_md5; /* MD5 of the data set without File Meta (common/dsmd5.h); NULL/"" unknown */
 } capture_object_info;
 
 typedef enum {

@@ -24,6 +24,7 @@
 #include "capture.h"
 #include "spoke.h"
 
+#include "dsmd5.h"
 #include "durable.h"
 #include "hash.h"
 #include "log.h"
@@ -275,6 +276,7 @@ static int store(spoke *s, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 	const int timeout = (int)s->cfg.dimse_timeout;
 	const char *dir = s->cfg.store_dir;
 	char uuid[37], tmp[1200] = "", rel[128], abs[1200] = "", err[512] = "", md5[DH_MD5_HEX_LEN + 1];
+	char dsmd5[DH_MD5_HEX_LEN + 1] = "";
 	char why[512] = "", comment[65] = "";
 	unsigned int status = ST_PROCESSING_FAILURE;
 	obj_attrs *o = NULL;
@@ -322,6 +324,8 @@ static int store(spoke *s, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		DH_ERROR("storing %s: %s", cmd->sop_instance, strerror(e));
 		goto respond;
 	}
+	/* the data set's MD5, which hubctl verify compares with the hub's ('' unknown) */
+	(void)dh_dsmd5_file(tmp, dsmd5);
 	snprintf(rel, sizeof(rel), "%.2s/%s.dcm", uuid, uuid);
 	snprintf(abs, sizeof(abs), "%s/%s", dir, rel);
 	if (commit_file(tmp, abs) < 0) {
@@ -345,6 +349,7 @@ static int store(spoke *s, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		.modality = o->modality, .series_number = o->series_number,
 		.series_description = o->series_desc, .instance_number = o->instance_number,
 		.file_path = rel, .file_size = size, .md5 = md5, .source_ae = dh_dcm_assoc_calling_ae(a),
+		.dataset_md5 = dsmd5,
 	};
 	if (record(s, &info, &v, why, sizeof(why), &unknown) != 0) {
 		status = ST_PROCESSING_FAILURE;

@@ -17,6 +17,15 @@
  *                   refusals: the spoke is told, and a WARN says why).
  *   no Ack       -> the socket is closed and made anew (reconnect, hello),
  *                   and shipping resumes after the hub's acked_through.
+ *   idle         -> a hello again every HEARTBEAT_MS: the hub records the
+ *                   spoke as seen (cc_stream.last_seen_at, for `hubctl
+ *                   status`), and its Ack proves the hub alive (else the
+ *                   ack timeout reconnects).
+ *   LedgerRequest -> (`hubctl verify`) the ledger, or one study of it, as
+ *                   LedgerChunks of LEDGER_CHUNK_ROWS rows on this socket,
+ *                   read from one snapshot (spoke/ledger_export.c). The
+ *                   export runs in this thread: shipping pauses meanwhile
+ *                   (about a second per 100,000 rows).
  *
  * Why this is safe: a row leaves the outbox only in the transaction that
  * records an Ack, and the hub acknowledges only what it committed. After a
@@ -26,6 +35,7 @@
  * attempt; while the database is down it reconnects once a second.
  */
 #include "ccwire.h"
+#include "ledger_export.h"
 #include "log.h"
 #include "spoke.h"
 
@@ -41,6 +51,9 @@
 
 #define IDLE_POLL_MS 1000 /* the outbox is read at least this often */
 #define MAX_IN_FLIGHT 2   /* batches out at once */
+#define HEARTBEAT_MS 5000 /* idle hello; hubctl status calls a spoke connected when seen within 30 s */
+#define LEDGER_CHUNK_ROWS 2000 /* ~0.5 MB per LedgerChunk */
+#define LEDGER_SEND_TIMEOUT_MS 10000 /* a chunk that cannot be queued in this time ends the export */
 
 struct shipper {
 	spoke *s;
@@ -60,6 +73,7 @@ struct shipper {
 	uint64_t out_last[MAX_IN_FLIGHT]; /* highest sequence of each (0: hello) */
 	int64_t out_at_ms[MAX_IN_FLIGHT];
 	uint64_t sent_last;   /* highest sequence sent on this socket */
+	int64_t last_send_ms; /* when anything was last sent (heartbeat) */
 	int64_t next_send_ms; /* back-off after an Ack that made no progress */
 	int hub_silent;       /* ack timeouts in a row (log the first only) */
 	int db_down_logged;
@@ -285,6 +299,7 @@ static int send_batch(shipper *sh, const dh_ccwire_item *items, size_t n, uint64
 	}
 	sh->out_last[sh->awaiting] = last;
 	sh->out_at_ms[sh->awaiting] = now_ms();
+	sh->last_send_ms = sh->out_at_ms[sh->awaiting];
 	sh->awaiting++;
 	if (last > sh->sent_last)
 		sh->sent_last = last;
@@ -294,6 +309,64 @@ static int send_batch(shipper *sh, const dh_ccwire_item *items, size_t n, uint64
 done:
 	free(buf);
 	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* verify: the ledger for the hub */
+
+typedef struct {
+	shipper *sh;
+	uint64_t request_id;
+	size_t chunks;
+} ledger_send;
+
+/* ledger_export's sink: one LedgerChunk, queued (blocking up to LEDGER_SEND_TIMEOUT_MS). */
+static int send_chunk(void *arg, const dh_ccwire_chunk_head *head, const dh_ccwire_ledger_row *rows, size_t n)
+{
+	ledger_send *ls = arg;
+	dh_ccwire_chunk_head h = *head;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc = -1;
+
+	h.request_id = ls->request_id;
+	if (dh_ccwire_encode_ledger_chunk(ls->sh->s->cfg.id, &h, rows, n, &buf, &len) != 0) {
+		DH_ERROR("shipper: verify %" PRIu64 ": cannot encode a ledger chunk of %zu rows", ls->request_id, n);
+		goto done;
+	}
+	if (zmq_send(ls->sh->sock, buf, len, 0) < 0) {
+		DH_WARN("shipper: verify %" PRIu64 ": sending a ledger chunk: %s", ls->request_id,
+			zmq_strerror(errno));
+		goto done;
+	}
+	ls->chunks++;
+	rc = 0;
+done:
+	free(buf);
+	return rc;
+}
+
+/* Answers a LedgerRequest: the rows, or one last chunk naming the error. */
+static void answer_ledger_request(shipper *sh, const dh_ccwire_frame *f)
+{
+	ledger_send ls = { sh, dh_ccwire_request_id(f), 0 };
+	const char *study = dh_ccwire_request_study(f);
+	char err[512] = "";
+	const int timeout = LEDGER_SEND_TIMEOUT_MS;
+	int64_t t0 = now_ms();
+
+	DH_INFO("shipper: verify %" PRIu64 ": the hub asks for the ledger of %s", ls.request_id,
+		study[0] ? study : "every study");
+	zmq_setsockopt(sh->sock, ZMQ_SNDTIMEO, &timeout, sizeof(timeout));
+	if (ledger_export(sh->conn, study, LEDGER_CHUNK_ROWS, send_chunk, &ls, err, sizeof(err)) != 0) {
+		dh_ccwire_chunk_head h = { ls.request_id, 0, 0, 1, err };
+		DH_WARN("shipper: verify %" PRIu64 ": %s", ls.request_id, err);
+		send_chunk(&ls, &h, NULL, 0);
+	} else {
+		DH_INFO("shipper: verify %" PRIu64 ": ledger sent in %zu chunk(s), %" PRId64 " ms", ls.request_id,
+			ls.chunks, now_ms() - t0);
+	}
+	sh->last_send_ms = now_ms();
 }
 
 /* One message from the hub. Returns 0, or -1 when the database failed. */
@@ -310,6 +383,11 @@ static int handle_ack(shipper *sh)
 		goto done;
 	if (dh_ccwire_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &f, why, sizeof(why)) != 0) {
 		DH_WARN("shipper: dropped a bad frame from the hub: %s", why);
+		goto done;
+	}
+	if (dh_ccwire_frame_type(f) == DH_CCWIRE_LEDGER_REQUEST &&
+	    strcmp(dh_ccwire_frame_spoke_id(f), sh->s->cfg.id) == 0) {
+		answer_ledger_request(sh, f);
 		goto done;
 	}
 	if (dh_ccwire_frame_type(f) != DH_CCWIRE_ACK || strcmp(dh_ccwire_frame_spoke_id(f), sh->s->cfg.id) != 0) {
@@ -393,6 +471,9 @@ static int ship_next(shipper *sh)
 	}
 	if (n > 0 && send_batch(sh, items, (size_t)n, last) != 0)
 		sock_close(sh);
+	else if (n == 0 && !sh->awaiting && now_ms() - sh->last_send_ms >= HEARTBEAT_MS &&
+		 send_batch(sh, NULL, 0, 0) != 0)
+		sock_close(sh); /* idle: the heartbeat */
 done:
 	free(items);
 	PQclear(res);

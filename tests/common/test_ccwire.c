@@ -1,5 +1,7 @@
 /*
- * test_ccwire.c - unit tests of common/ccwire.c: batch and ack round trips,
+ * test_ccwire.c - unit tests of common/ccwire.c: batch, ack, ledger request
+ * and ledger chunk (hubctl verify) round trips and the chunk's bounds
+ * (rows within the announced total, at most DH_CCWIRE_MAX_LEDGER_ROWS),
  * every decoder rejection (garbage, truncated, oversized, too many items,
  * no body, bad version, bad spoke id, memory bound), and the CURVE key
  * files (keygen, save with mode 0600, load, refusal of a group-readable
@@ -332,6 +334,173 @@ static void test_decode_wrong_shape(void)
 	free(c);
 }
 
+static void test_ledger_request_roundtrip(void)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	dh_ccwire_frame *f = NULL;
+	char why[256], long_uid[80];
+
+	CU_ASSERT_FATAL(dh_ccwire_encode_ledger_request("SITE1", 42, "1.2.3.4", &buf, &len) == 0);
+	CU_ASSERT_FATAL(dh_ccwire_decode(buf, len, &f, why, sizeof(why)) == 0);
+	CU_ASSERT_EQUAL(dh_ccwire_frame_type(f), DH_CCWIRE_LEDGER_REQUEST);
+	CU_ASSERT_STRING_EQUAL(dh_ccwire_frame_spoke_id(f), "SITE1");
+	CU_ASSERT_EQUAL(dh_ccwire_request_id(f), 42);
+	CU_ASSERT_STRING_EQUAL(dh_ccwire_request_study(f), "1.2.3.4");
+	/* other accessors are harmless */
+	CU_ASSERT_EQUAL(dh_ccwire_batch_count(f), 0);
+	CU_ASSERT_EQUAL(dh_ccwire_chunk_count(f), 0);
+	CU_ASSERT_EQUAL(dh_ccwire_chunk_header(f).total, 0);
+	CU_ASSERT_STRING_EQUAL(dh_ccwire_chunk_row(f, 0).sop_uid, "");
+	dh_ccwire_frame_free(f);
+	free(buf);
+	/* every study: NULL encodes as "" */
+	CU_ASSERT_FATAL(dh_ccwire_encode_ledger_request("SITE1", 1, NULL, &buf, &len) == 0);
+	CU_ASSERT_FATAL(dh_ccwire_decode(buf, len, &f, why, sizeof(why)) == 0);
+	CU_ASSERT_STRING_EQUAL(dh_ccwire_request_study(f), "");
+	dh_ccwire_frame_free(f);
+	free(buf);
+	/* a study UID longer than a UID can be: refused both ways */
+	memset(long_uid, '1', 65);
+	long_uid[65] = '\0';
+	CU_ASSERT_EQUAL(dh_ccwire_encode_ledger_request("SITE1", 1, long_uid, &buf, &len), -1);
+	Dhcc__Frame fr = DHCC__FRAME__INIT;
+	Dhcc__LedgerRequest q = DHCC__LEDGER_REQUEST__INIT;
+	q.spoke_id = "SITE1";
+	q.study_uid = long_uid;
+	fr.schema_version = 1;
+	fr.body_case = DHCC__FRAME__BODY_LEDGER_REQUEST;
+	fr.ledger_request = &q;
+	buf = pack(&fr, &len);
+	expect_reject(buf, len, "study UID");
+	free(buf);
+	q.study_uid = "1.2";
+	q.spoke_id = "bad id";
+	buf = pack(&fr, &len);
+	expect_reject(buf, len, "spoke_id");
+	free(buf);
+}
+
+static void test_ledger_chunk_roundtrip(void)
+{
+	dh_ccwire_ledger_row rows[2];
+	dh_ccwire_chunk_head head = { 7, 5, 3, 1, "" };
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	dh_ccwire_frame *f = NULL;
+	char why[256];
+
+	memset(rows, 0, sizeof(rows)); /* NULL strings encode as "" */
+	rows[0].sop_uid = "1.2.3.4.1";
+	rows[0].series_uid = "1.2.3.4";
+	rows[0].study_uid = "1.2.3";
+	rows[0].md5 = "0123456789abcdef0123456789abcdef";
+	rows[0].patient_name = "DOE^JOHN\tab\\x"; /* what COPY must escape stays intact on the wire */
+	rows[0].instance_number = "12";
+	rows[0].transfer_syntax = "1.2.840.10008.1.2.1";
+	rows[1].sop_uid = "1.2.3.4.2";
+	rows[1].deleted = 1;
+	rows[1].fwd_state = "committed";
+	CU_ASSERT_FATAL(dh_ccwire_encode_ledger_chunk("SITE1", &head, rows, 2, &buf, &len) == 0);
+	CU_ASSERT_FATAL(dh_ccwire_decode(buf, len, &f, why, sizeof(why)) == 0);
+	CU_ASSERT_EQUAL(dh_ccwire_frame_type(f), DH_CCWIRE_LEDGER_CHUNK);
+	CU_ASSERT_STRING_EQUAL(dh_ccwire_frame_spoke_id(f), "SITE1");
+	CU_ASSERT_EQUAL(dh_ccwire_request_id(f), 7);
+	dh_ccwire_chunk_head h = dh_ccwire_chunk_header(f);
+	CU_ASSERT_EQUAL(h.request_id, 7);
+	CU_ASSERT_EQUAL(h.total, 5);
+	CU_ASSERT_EQUAL(h.offset, 3);
+	CU_ASSERT_EQUAL(h.last, 1);
+	CU_ASSERT_STRING_EQUAL(h.error, "");
+	CU_ASSERT_EQUAL_FATAL(dh_ccwire_chunk_count(f), 2);
+	dh_ccwire_ledger_row a = dh_ccwire_chunk_row(f, 0), b = dh_ccwire_chunk_row(f, 1);
+	CU_ASSERT_STRING_EQUAL(a.sop_uid, "1.2.3.4.1");
+	CU_ASSERT_STRING_EQUAL(a.series_uid, "1.2.3.4");
+	CU_ASSERT_STRING_EQUAL(a.study_uid, "1.2.3");
+	CU_ASSERT_STRING_EQUAL(a.md5, "0123456789abcdef0123456789abcdef");
+	CU_ASSERT_STRING_EQUAL(a.patient_name, "DOE^JOHN\tab\\x");
+	CU_ASSERT_STRING_EQUAL(a.instance_number, "12");
+	CU_ASSERT_STRING_EQUAL(a.transfer_syntax, "1.2.840.10008.1.2.1");
+	CU_ASSERT_EQUAL(a.deleted, 0);
+	CU_ASSERT_STRING_EQUAL(a.accession, "");
+	CU_ASSERT_STRING_EQUAL(b.sop_uid, "1.2.3.4.2");
+	CU_ASSERT_EQUAL(b.deleted, 1);
+	CU_ASSERT_STRING_EQUAL(b.fwd_state, "committed");
+	CU_ASSERT_STRING_EQUAL(dh_ccwire_chunk_row(f, 2).sop_uid, ""); /* out of range */
+	CU_ASSERT_STRING_EQUAL(dh_ccwire_request_study(f), "");
+	dh_ccwire_frame_free(f);
+	free(buf);
+
+	/* the spoke's error: an empty last chunk naming it */
+	dh_ccwire_chunk_head e = { 8, 0, 0, 1, "reading the ledger: connection lost" };
+	CU_ASSERT_FATAL(dh_ccwire_encode_ledger_chunk("SITE1", &e, NULL, 0, &buf, &len) == 0);
+	CU_ASSERT_FATAL(dh_ccwire_decode(buf, len, &f, why, sizeof(why)) == 0);
+	CU_ASSERT_STRING_EQUAL(dh_ccwire_chunk_header(f).error, "reading the ledger: connection lost");
+	CU_ASSERT_EQUAL(dh_ccwire_chunk_count(f), 0);
+	dh_ccwire_frame_free(f);
+	free(buf);
+
+	/* encoder refusals */
+	CU_ASSERT_EQUAL(dh_ccwire_encode_ledger_chunk("SITE1", NULL, NULL, 0, &buf, &len), -1);
+	CU_ASSERT_EQUAL(dh_ccwire_encode_ledger_chunk("SITE1", &head, NULL, 2, &buf, &len), -1);
+	CU_ASSERT_EQUAL(dh_ccwire_encode_ledger_chunk("SITE1", &head, rows, DH_CCWIRE_MAX_LEDGER_ROWS + 1, &buf, &len),
+			-1);
+	CU_ASSERT_EQUAL(dh_ccwire_encode_ledger_chunk("", &head, rows, 1, &buf, &len), -1);
+	CU_ASSERT_PTR_NULL(buf);
+}
+
+/* A chunk's rows must lie within its announced total, and there may not be too many. */
+static void test_ledger_chunk_bounds(void)
+{
+	Dhcc__Frame fr = DHCC__FRAME__INIT;
+	Dhcc__LedgerChunk c = DHCC__LEDGER_CHUNK__INIT;
+	Dhcc__LedgerRow r = DHCC__LEDGER_ROW__INIT, **rp;
+	uint8_t *buf;
+	size_t len, n = DH_CCWIRE_MAX_LEDGER_ROWS + 1;
+
+	rp = calloc(n, sizeof(*rp));
+	CU_ASSERT_FATAL(rp != NULL);
+	for (size_t i = 0; i < n; i++)
+		rp[i] = &r;
+	c.spoke_id = "SITE1";
+	c.rows = rp;
+	fr.schema_version = 1;
+	fr.body_case = DHCC__FRAME__BODY_LEDGER_CHUNK;
+	fr.ledger_chunk = &c;
+	/* two rows at offset 4 of a total of 5 */
+	c.n_rows = 2;
+	c.offset = 4;
+	c.total = 5;
+	buf = pack(&fr, &len);
+	expect_reject(buf, len, "announced total");
+	free(buf);
+	/* offset + rows overflowing 64 bits */
+	c.offset = UINT64_MAX;
+	c.total = UINT64_MAX;
+	buf = pack(&fr, &len);
+	expect_reject(buf, len, "announced total");
+	free(buf);
+	/* too many rows */
+	c.n_rows = n;
+	c.offset = 0;
+	c.total = n;
+	buf = pack(&fr, &len);
+	expect_reject(buf, len, "exceeds the limit");
+	free(buf);
+	/* exactly the limit is fine */
+	c.n_rows = n - 1;
+	buf = pack(&fr, &len);
+	{
+		dh_ccwire_frame *f = NULL;
+		char why[256];
+		CU_ASSERT_EQUAL(dh_ccwire_decode(buf, len, &f, why, sizeof(why)), 0);
+		CU_ASSERT_EQUAL(dh_ccwire_chunk_count(f), n - 1);
+		dh_ccwire_frame_free(f);
+	}
+	free(buf);
+	free(rp);
+}
+
 static char *tpath(const char *name)
 {
 	static char p[256];
@@ -417,6 +586,9 @@ int main(void)
 	    !CU_add_test(s, "too many items", test_decode_too_many_items) ||
 	    !CU_add_test(s, "memory bound", test_decode_memory_bound) ||
 	    !CU_add_test(s, "wrong shape", test_decode_wrong_shape) ||
+	    !CU_add_test(s, "ledger request round trip", test_ledger_request_roundtrip) ||
+	    !CU_add_test(s, "ledger chunk round trip", test_ledger_chunk_roundtrip) ||
+	    !CU_add_test(s, "ledger chunk bounds", test_ledger_chunk_bounds) ||
 	    !CU_add_test(s, "key files", test_keys)) {
 		CU_cleanup_registry();
 		return 1;

@@ -6,7 +6,8 @@
 # findscu at the hub must show exactly the spoke's view (`spokectl ledger`:
 # studies, patients, accession numbers, counts, SOP Instance UIDs), and
 # movescu must deliver the objects rendered with the change (dcmdump), with
-# no dciodvfy error that the stored original did not already have.
+# no dciodvfy error that the stored original did not already have; and
+# `hubctl verify --spoke SITE1` reports no difference.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 dh_setup cce2e
@@ -107,6 +108,15 @@ compare_views() {
 			"$(find_hub IMAGE 0008,0018 "StudyInstanceUID=$st" "SeriesInstanceUID=" "SOPInstanceUID=")" \
 			"$what: SOP Instance UIDs of $st"
 	done < <(sc ledger)
+	verify_equal "$what"
+}
+
+# hubctl verify (the spoke's ledger fetched over the cc link, compared with
+# the index: UIDs, data set MD5s, key attributes, deletions) finds nothing
+verify_equal() {
+	local out
+	out=$("$HUBCTL" -c "$T/hub.conf" verify --spoke SITE1) || dh_fail "$1: hubctl verify exited $?: $out"
+	dh_assert_contains "$out" "no differences" "$1: hubctl verify"
 }
 
 # C-MOVE a study to the PACS into a fresh folder; prints the folder
