@@ -86,6 +86,16 @@ static const dh_cfg_option hub_options[] = {
 	  "seconds a change context may wait for its objects before it becomes an operator item", 1 },
 	{ "cc", "retry_interval", DH_CFG_INT, "2", O(cc_retry_interval), 1, 3600, NULL,
 	  "seconds between attempts to apply parked change contexts", 1 },
+	{ "wado", "enabled", DH_CFG_BOOL, "false", O(wado_enabled), 0, 0, NULL,
+	  "serve WADO-URI (HTTP GET /wado?requestType=WADO&...; conformance §6)", 1 },
+	{ "wado", "bind_address", DH_CFG_STRING, "127.0.0.1", O(wado_bind_address), 0, 0, NULL,
+	  "IPv4 or IPv6 address the WADO listener binds to (0.0.0.0 or :: for all); WADO has no "
+	  "other access control", 1 },
+	{ "wado", "port", DH_CFG_INT, "8080", O(wado_port), 1, 65535, NULL, "TCP port of the WADO listener", 1 },
+	{ "wado", "max_connections", DH_CFG_INT, "64", O(wado_max_connections), 1, 10000, NULL,
+	  "simultaneous HTTP connections (one thread each); more are refused", 1 },
+	{ "wado", "timeout", DH_CFG_INT, "30", O(wado_timeout), 1, 3600, NULL,
+	  "seconds an idle or stalled HTTP connection is kept before it is closed", 1 },
 	DH_CFG_END
 };
 

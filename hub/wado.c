@@ -1,0 +1,665 @@
+/*
+ * wado.c - WADO-URI listener (see wado.h).
+ *
+ * NOTES
+ * The query string is parsed here, from the raw request target that
+ * libmicrohttpd hands to the URI log callback, not from its own argument
+ * table: that table decodes leniently (a bad %-escape passes through) and
+ * keeps one value per name, so neither malformed escapes nor repeated
+ * parameters could be refused.
+ *
+ * One request: the UIDs are resolved in one query the way C-MOVE resolves
+ * them (instance.h: old Study, Series and SOP Instance UIDs lead to what
+ * they became), render_load reads on the same connection what the index
+ * says differs from the stored file, and the connection goes back to the
+ * pool before any byte is read. An object with nothing to change is sent
+ * as stored: the cache file straight from its descriptor, or the TAR
+ * member as read and MD5-checked (instance_open). One with changes is
+ * parsed, changed and re-encoded in its stored transfer syntax
+ * (dh_dcm_render), as C-MOVE does when the destination took that syntax.
+ * Deleted objects are not in the instance table and cannot be found.
+ */
+#include "wado.h"
+
+#include "instance.h"
+#include "log.h"
+#include "render.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_VALUE 1024 /* longest parameter value accepted (contentType lists) */
+#define MAX_NAME 32
+#define MAX_TARGET 4096 /* longest request target we look at */
+
+struct wado_server {
+	struct MHD_Daemon *d;
+};
+
+/* Per request: the raw target, kept from the URI log callback to completion. */
+typedef struct {
+	char *target;
+	int answered;
+} wado_ctx;
+
+/* ---- parsing -------------------------------------------------------------- */
+
+enum { P_REQUEST_TYPE, P_STUDY, P_SERIES, P_OBJECT, P_CONTENT_TYPE, P_TRANSFER_SYNTAX, N_PARAMS };
+static const char *const param_names[N_PARAMS] = { "requestType", "studyUID", "seriesUID",
+						   "objectUID", "contentType", "transferSyntax" };
+
+/* PS3.18 WADO-URI parameters this server does not offer (conformance §6 lists none of them). */
+static const char *const unsupported[] = { "charset", "anonymize", "annotation", "rows", "columns",
+					   "region", "windowCenter", "windowWidth", "frameNumber",
+					   "imageQuality", "presentationUID", "presentationSeriesUID", NULL };
+
+/* Copies s[0..n) into out (outlen >= 4) for a message: printable ASCII, others as '?', "..." when cut. */
+static void printable(char *out, size_t outlen, const char *s, size_t n)
+{
+	size_t o = 0;
+	for (; o < n && o + 1 < outlen; o++) {
+		unsigned char c = (unsigned char)s[o];
+		out[o] = c >= 0x20 && c < 0x7F ? (char)c : '?';
+	}
+	out[o] = '\0';
+	if (o < n)
+		memcpy(out + o - 3, "...", 3);
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Decodes s[0..n) (percent-encoding, '+' as a space) into out (size outlen).
+ * Returns the length, -1 for a bad escape or a control character (NUL
+ * included), -2 when it does not fit.
+ */
+static long decode(const char *s, size_t n, char *out, size_t outlen)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)s[i];
+		if (c == '%') {
+			if (i + 2 >= n)
+				return -1;
+			int hi = hexval(s[i + 1]);
+			int lo = hexval(s[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			c = hi * 16 + lo;
+			i += 2;
+		} else if (c == '+') {
+			c = ' ';
+		}
+		if (c < 0x20 || c == 0x7F)
+			return -1;
+		if (o + 1 >= outlen)
+			return -2;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return (long)o;
+}
+
+/* A UID as PS3.5 §9.1 writes it (leading zeros tolerated: stored objects may carry them). */
+static int uid_ok(const char *u)
+{
+	size_t n = strlen(u);
+	if (n == 0 || n > 64 || u[0] == '.' || u[n - 1] == '.')
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (u[i] == '.') {
+			if (u[i + 1] == '.')
+				return 0;
+		} else if (u[i] < '0' || u[i] > '9') {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* 1 when the comma-separated media type list names application/dicom (parameters after ';' ignored). */
+static int wants_dicom(const char *list)
+{
+	const char *p = list;
+	while (*p) {
+		size_t k = strcspn(p, ",");
+		size_t b = 0, e = strcspn(p, ",;");
+		if (e > k)
+			e = k;
+		while (b < e && (p[b] == ' ' || p[b] == '\t'))
+			b++;
+		while (e > b && (p[e - 1] == ' ' || p[e - 1] == '\t'))
+			e--;
+		if (e - b == 17 && strncasecmp(p + b, "application/dicom", 17) == 0)
+			return 1;
+		p += k;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+int wado_parse_query(const char *query, wado_request *rq, char *why, size_t whylen)
+{
+	char vals[N_PARAMS][MAX_VALUE];
+	int seen[N_PARAMS] = { 0 };
+	char name[MAX_NAME + 1], shown[80];
+	const char *p = query ? query : "";
+
+	memset(rq, 0, sizeof(*rq));
+	while (*p) {
+		size_t len = strcspn(p, "&");
+		const char *eq = memchr(p, '=', len);
+		if (len == 0) { /* "a=1&&b=2", a trailing '&': nothing there */
+			p++;
+			continue;
+		}
+		size_t nlen = eq ? (size_t)(eq - p) : len;
+		long dn = decode(p, nlen, name, sizeof(name));
+		if (dn == -1) {
+			snprintf(why, whylen, "bad percent-encoding in a parameter name");
+			return 400;
+		}
+		if (dn == -2 || dn == 0) {
+			printable(shown, sizeof(shown), p, nlen);
+			snprintf(why, whylen, "unknown parameter '%s'", shown);
+			return 400;
+		}
+		int idx = -1;
+		for (int i = 0; i < N_PARAMS && idx < 0; i++)
+			if (strcmp(name, param_names[i]) == 0)
+				idx = i;
+		if (idx < 0) {
+			printable(shown, sizeof(shown), name, strlen(name));
+			for (const char *const *u = unsupported; *u; u++) {
+				if (strcmp(name, *u) == 0) {
+					snprintf(why, whylen, "parameter '%s' is not supported: this server returns "
+						 "the object as stored (contentType=application/dicom)", shown);
+					return 400;
+				}
+			}
+			snprintf(why, whylen, "unknown parameter '%s'", shown);
+			return 400;
+		}
+		if (!eq) {
+			snprintf(why, whylen, "parameter '%s' has no value", param_names[idx]);
+			return 400;
+		}
+		if (seen[idx]) {
+			snprintf(why, whylen, "parameter '%s' given more than once", param_names[idx]);
+			return 400;
+		}
+		seen[idx] = 1;
+		long dv = decode(eq + 1, len - nlen - 1, vals[idx], sizeof(vals[idx]));
+		if (dv == -1) {
+			snprintf(why, whylen, "bad percent-encoding in the value of '%s'", param_names[idx]);
+			return 400;
+		}
+		if (dv == -2) {
+			snprintf(why, whylen, "value of '%s' too long", param_names[idx]);
+			return 400;
+		}
+		p += len;
+		if (*p == '&')
+			p++;
+	}
+	if (!seen[P_REQUEST_TYPE]) {
+		snprintf(why, whylen, "requestType missing (requestType=WADO)");
+		return 400;
+	}
+	if (strcmp(vals[P_REQUEST_TYPE], "WADO") != 0) {
+		printable(shown, sizeof(shown), vals[P_REQUEST_TYPE], strlen(vals[P_REQUEST_TYPE]));
+		snprintf(why, whylen, "requestType must be WADO, not '%s'", shown);
+		return 400;
+	}
+	static const int uids[] = { P_STUDY, P_SERIES, P_OBJECT };
+	char *dst[] = { rq->study, rq->series, rq->object };
+	for (int i = 0; i < 3; i++) {
+		int k = uids[i];
+		if (!seen[k]) {
+			snprintf(why, whylen, "%s missing", param_names[k]);
+			return 400;
+		}
+		if (!uid_ok(vals[k])) {
+			snprintf(why, whylen, "%s is not a UID (digits and dots, at most 64 characters)",
+				 param_names[k]);
+			return 400;
+		}
+		memcpy(dst[i], vals[k], strlen(vals[k]) + 1);
+	}
+	if (seen[P_TRANSFER_SYNTAX]) {
+		if (!uid_ok(vals[P_TRANSFER_SYNTAX])) {
+			snprintf(why, whylen, "transferSyntax is not a UID");
+			return 400;
+		}
+		memcpy(rq->transfer_syntax, vals[P_TRANSFER_SYNTAX], strlen(vals[P_TRANSFER_SYNTAX]) + 1);
+	}
+	if (!seen[P_CONTENT_TYPE]) {
+		snprintf(why, whylen, "contentType missing (this server offers contentType=application/dicom)");
+		return 400;
+	}
+	if (!wants_dicom(vals[P_CONTENT_TYPE])) {
+		printable(shown, sizeof(shown), vals[P_CONTENT_TYPE], strlen(vals[P_CONTENT_TYPE]));
+		snprintf(why, whylen, "contentType '%s' not offered: only application/dicom", shown);
+		return 406;
+	}
+	return 0;
+}
+
+/* ---- answering ------------------------------------------------------------- */
+
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* The client's address as text, for the log. */
+static void peer_of(struct MHD_Connection *conn, char *buf, size_t len)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	snprintf(buf, len, "?");
+	if (!ci || !ci->client_addr)
+		return;
+	socklen_t sl = ci->client_addr->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+							     : sizeof(struct sockaddr_in);
+	if (getnameinfo(ci->client_addr, sl, buf, (socklen_t)len, NULL, 0, NI_NUMERICHOST) != 0)
+		snprintf(buf, len, "?");
+}
+
+/* Queues a text/plain error answer "<status> <reason>\n". */
+static enum MHD_Result answer_error(struct MHD_Connection *conn, unsigned int status, const char *why)
+{
+	char *body = NULL;
+	int n = asprintf(&body, "%u %s\n", status, why);
+	if (n < 0)
+		return MHD_NO;
+	struct MHD_Response *r = MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	if (status == MHD_HTTP_SERVICE_UNAVAILABLE && strstr(why, "database"))
+		MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "10");
+	enum MHD_Result rc = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+/* What the index says about the requested object (filled by lookup). */
+typedef struct {
+	char pk[24];
+	char sop_uid[65];
+	char ts[65];
+	char *cache_path;   /* absolute, or NULL when evicted */
+	render_set *rs;
+	int deleted;        /* not found, but in deleted_instance */
+} wado_obj;
+
+/*
+ * Finds the object (old UIDs resolved as C-MOVE resolves them) and what to
+ * change in it. Returns 0 found, 404 none, 409 several, 503 database.
+ */
+static unsigned int lookup(hub *h, const wado_request *rq, wado_obj *o, char *why, size_t whylen)
+{
+	dh_db_err err = { "", "" };
+	PGconn *c = dh_db_get(h->db, &err);
+	PGresult *r = NULL;
+	unsigned int status = MHD_HTTP_SERVICE_UNAVAILABLE;
+	int broken = 0;
+	if (!c) {
+		DH_ERROR("WADO: index database unavailable: %s", err.msg);
+		snprintf(why, whylen, "index database unavailable");
+		return status;
+	}
+	char sql[4096];
+	const char *params[3] = { rq->study, rq->series, rq->object };
+	size_t off = (size_t)snprintf(sql, sizeof(sql), "WITH RECURSIVE ");
+	off = instance_resolve_ctes(sql, sizeof(sql), off, 1, "study", "study", "study_uid");
+	off = instance_resolve_ctes(sql, sizeof(sql), off, 2, "series", "series", "series_uid");
+	off = instance_resolve_ctes(sql, sizeof(sql), off, 3, "sop", "instance", "sop_uid");
+	off += (size_t)snprintf(sql + off, sizeof(sql) - off,
+		" SELECT i.pk, i.sop_uid, i.transfer_syntax, i.file_path FROM instance i "
+		"JOIN series se ON se.pk = i.series_fk WHERE se.series_uid IN (SELECT u FROM c2) "
+		"AND i.sop_uid IN (SELECT u FROM c3)");
+	off = instance_study_clause(sql, sizeof(sql), off, 1);
+	snprintf(sql + off, sizeof(sql) - off, " ORDER BY i.pk LIMIT 2");
+	if (!(r = dh_db_query(c, sql, 3, params, &err)))
+		goto db_error;
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		const char *p1[1] = { rq->object };
+		r = dh_db_query(c, "SELECT 1 FROM deleted_instance WHERE sop_uid = $1 LIMIT 1", 1, p1, &err);
+		if (!r)
+			goto db_error;
+		o->deleted = PQntuples(r) > 0;
+		snprintf(why, whylen, o->deleted ? "object deleted" : "no such object in this series and study");
+		status = MHD_HTTP_NOT_FOUND;
+		goto done;
+	}
+	if (PQntuples(r) > 1) {
+		snprintf(why, whylen, "objectUID names several objects (it was reassigned); ask by the current UID");
+		status = MHD_HTTP_CONFLICT;
+		goto done;
+	}
+	snprintf(o->pk, sizeof(o->pk), "%s", PQgetvalue(r, 0, 0));
+	snprintf(o->sop_uid, sizeof(o->sop_uid), "%s", PQgetvalue(r, 0, 1));
+	snprintf(o->ts, sizeof(o->ts), "%s", PQgetvalue(r, 0, 2));
+	if (!PQgetisnull(r, 0, 3) && asprintf(&o->cache_path, "%s/%s", h->cfg.cache_dir, PQgetvalue(r, 0, 3)) < 0) {
+		o->cache_path = NULL;
+		snprintf(why, whylen, "out of memory");
+		status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+		goto done;
+	}
+	const char *pks[1] = { o->pk };
+	if (render_load(c, pks, 1, &o->rs, &err) < 0)
+		goto db_error;
+	status = 0;
+	goto done;
+db_error:
+	DH_ERROR("WADO: query failed: [%s] %s", err.sqlstate, err.msg);
+	snprintf(why, whylen, "index database unavailable");
+	status = MHD_HTTP_SERVICE_UNAVAILABLE;
+	broken = dh_db_conn_lost(c, &err);
+done:
+	PQclear(r);
+	dh_db_put(h->db, c, broken);
+	return status;
+}
+
+/* The response carrying the object; *status/why on failure (NULL returned). */
+static struct MHD_Response *object_response(hub *h, wado_obj *o, unsigned int *status, char *why, size_t whylen)
+{
+	const dh_dcm_override *ov = NULL;
+	int n_ov = 0;
+	instance_src src = { NULL, NULL, 0, "" };
+	struct MHD_Response *resp = NULL;
+	char err[300] = "";
+	int fd = -1;
+
+	render_get(o->rs, o->pk, &ov, &n_ov);
+	if (o->cache_path && n_ov == 0) {
+		/* as stored: straight from the file (a concurrent eviction makes us look again) */
+		fd = open(o->cache_path, O_RDONLY | O_CLOEXEC);
+		struct stat st;
+		if (fd >= 0 && fstat(fd, &st) == 0) {
+			resp = MHD_create_response_from_fd64((uint64_t)st.st_size, fd);
+			if (!resp)
+				close(fd);
+			else
+				return resp;
+			*status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+			snprintf(why, whylen, "out of memory");
+			return NULL;
+		}
+		if (fd >= 0)
+			close(fd);
+		if (errno != ENOENT) {
+			DH_ERROR("WADO: cannot open %s: %s", o->cache_path, strerror(errno));
+			*status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+			snprintf(why, whylen, "cannot read the stored object");
+			return NULL;
+		}
+		free(o->cache_path);
+		o->cache_path = NULL;
+	}
+	int rc = instance_open(h, o->pk, o->cache_path, &src, err, sizeof(err));
+	switch (rc) {
+	case INSTANCE_OK: break;
+	case INSTANCE_OFFLINE:
+		*status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		snprintf(why, whylen, "object is on nearline volume %s, which is offline", src.volume);
+		goto out;
+	case INSTANCE_DB:
+		*status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		snprintf(why, whylen, "index database unavailable");
+		goto out;
+	case INSTANCE_GONE:
+		*status = MHD_HTTP_NOT_FOUND;
+		snprintf(why, whylen, "object deleted");
+		goto out;
+	default:
+		DH_ERROR("WADO: cannot read %s: %s", o->sop_uid, err);
+		*status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+		snprintf(why, whylen, "cannot read the stored object");
+		goto out;
+	}
+	unsigned char *bytes = NULL;
+	size_t len = 0;
+	if (n_ov == 0 && src.buf) {
+		bytes = src.buf; /* the TAR member, verified: as stored */
+		len = src.len;
+		src.buf = NULL;
+	} else if (dh_dcm_render(src.path, src.buf, src.len, ov, n_ov, &bytes, &len, err, sizeof(err)) != DH_DCM_OK) {
+		DH_ERROR("WADO: cannot render %s: %s", o->sop_uid, err);
+		*status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+		snprintf(why, whylen, "cannot render the stored object");
+		goto out;
+	}
+	resp = MHD_create_response_from_buffer(len, bytes, MHD_RESPMEM_MUST_FREE);
+	if (!resp) {
+		free(bytes);
+		*status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+		snprintf(why, whylen, "out of memory");
+	}
+out:
+	instance_src_free(&src);
+	return resp;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+				  const char *version, const char *upload_data, size_t *upload_size, void **req_cls)
+{
+	hub *h = cls;
+	wado_ctx *ctx = *req_cls;
+	wado_request rq;
+	wado_obj o;
+	char why[256] = "", peer[64];
+	unsigned int status = MHD_HTTP_OK;
+	struct MHD_Response *resp = NULL;
+	enum MHD_Result rc;
+	double t0 = now_s();
+	(void)url;
+	(void)version;
+	(void)upload_data;
+
+	if (ctx && ctx->answered) { /* a body we do not read: drop it */
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	memset(&o, 0, sizeof(o));
+	if (!ctx || !ctx->target) {
+		status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+		snprintf(why, sizeof(why), "out of memory");
+		goto answer;
+	}
+	ctx->answered = 1;
+	const char *target = ctx->target;
+	if (strlen(target) > MAX_TARGET) {
+		status = MHD_HTTP_URI_TOO_LONG;
+		snprintf(why, sizeof(why), "request target longer than %d bytes", MAX_TARGET);
+		goto answer;
+	}
+	size_t plen = strcspn(target, "?");
+	if (plen != 5 || strncmp(target, "/wado", 5) != 0) {
+		status = MHD_HTTP_NOT_FOUND;
+		snprintf(why, sizeof(why), "no such resource: WADO is at /wado");
+		goto answer;
+	}
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+		status = MHD_HTTP_METHOD_NOT_ALLOWED;
+		snprintf(why, sizeof(why), "method not allowed: GET or HEAD");
+		goto answer;
+	}
+	if (!target[plen]) {
+		status = MHD_HTTP_BAD_REQUEST;
+		snprintf(why, sizeof(why), "no query: /wado?requestType=WADO&studyUID=..&seriesUID=..&objectUID=.."
+			 "&contentType=application/dicom");
+		goto answer;
+	}
+	if (strchr(target, '#')) {
+		status = MHD_HTTP_BAD_REQUEST;
+		snprintf(why, sizeof(why), "'#' in the request target");
+		goto answer;
+	}
+	int pst = wado_parse_query(target + plen + 1, &rq, why, sizeof(why));
+	if (pst) {
+		status = (unsigned int)pst;
+		goto answer;
+	}
+	if ((status = lookup(h, &rq, &o, why, sizeof(why))) != 0)
+		goto answer;
+	if (rq.transfer_syntax[0] && strcmp(rq.transfer_syntax, o.ts) != 0) {
+		status = MHD_HTTP_NOT_ACCEPTABLE;
+		snprintf(why, sizeof(why), "transferSyntax %s not offered: the object is stored in %s", rq.transfer_syntax,
+			 o.ts);
+		goto answer;
+	}
+	status = MHD_HTTP_OK;
+	if (!(resp = object_response(h, &o, &status, why, sizeof(why))))
+		goto answer;
+	char disp[128];
+	snprintf(disp, sizeof(disp), "attachment; filename=\"%s.dcm\"", o.sop_uid);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/dicom");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disp);
+	/* the index's truth can change (change contexts): never serve a stale copy unchecked */
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+	rc = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	peer_of(conn, peer, sizeof(peer));
+	DH_INFO("WADO %s %s from %s: 200 (%.3f s)", method, o.sop_uid, peer, now_s() - t0);
+	goto done;
+answer:
+	peer_of(conn, peer, sizeof(peer));
+	if (status >= 500)
+		DH_WARN("WADO %s from %s: %u %s", method, peer, status, why);
+	else
+		DH_DEBUG("WADO %s from %s: %u %s", method, peer, status, why);
+	rc = answer_error(conn, status, why);
+done:
+	free(o.cache_path);
+	render_free(o.rs);
+	return rc;
+}
+
+/* ---- the listener ------------------------------------------------------------ */
+
+/* Keeps the raw request target for on_request (called once per request, before parsing). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	(void)cls;
+	(void)conn;
+	wado_ctx *ctx = calloc(1, sizeof(*ctx));
+	if (ctx && uri)
+		ctx->target = strndup(uri, MAX_TARGET + 1);
+	return ctx;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls, enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	wado_ctx *ctx = *req_cls;
+	if (ctx) {
+		free(ctx->target);
+		free(ctx);
+	}
+	*req_cls = NULL;
+}
+
+static void on_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	size_t n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	DH_WARN("WADO: %s", msg);
+}
+
+int wado_start(hub *h)
+{
+	struct addrinfo hints, *ai = NULL;
+	char port[16];
+	int rc = -1;
+	if (!h->cfg.wado_enabled)
+		return 0;
+	wado_server *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -1;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE;
+	snprintf(port, sizeof(port), "%ld", h->cfg.wado_port);
+	int gai = getaddrinfo(h->cfg.wado_bind_address, port, &hints, &ai);
+	if (gai != 0) {
+		DH_ERROR("wado.bind_address '%s': %s (an IPv4 or IPv6 address)", h->cfg.wado_bind_address,
+			 gai_strerror(gai));
+		goto out;
+	}
+	unsigned int flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+			     MHD_USE_ERROR_LOG;
+	if (ai->ai_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	w->d = MHD_start_daemon(flags, (uint16_t)h->cfg.wado_port, NULL, NULL, on_request, h,
+				MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned int)h->cfg.wado_max_connections,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)h->cfg.wado_timeout,
+				MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
+				MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+				MHD_OPTION_EXTERNAL_LOGGER, on_log, NULL,
+				MHD_OPTION_END);
+	if (!w->d) {
+		DH_ERROR("WADO: cannot listen on %s port %ld", h->cfg.wado_bind_address, h->cfg.wado_port);
+		goto out;
+	}
+	DH_INFO("WADO-URI listening on http://%s%s%s:%ld/wado", ai->ai_family == AF_INET6 ? "[" : "",
+		h->cfg.wado_bind_address, ai->ai_family == AF_INET6 ? "]" : "", h->cfg.wado_port);
+	h->wado = w;
+	w = NULL;
+	rc = 0;
+out:
+	if (ai)
+		freeaddrinfo(ai);
+	free(w);
+	return rc;
+}
+
+void wado_stop(hub *h)
+{
+	if (!h->wado)
+		return;
+	MHD_stop_daemon(h->wado->d);
+	free(h->wado);
+	h->wado = NULL;
+	DH_INFO("WADO-URI stopped");
+}
