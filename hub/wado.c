@@ -517,7 +517,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		snprintf(why, sizeof(why), "method not allowed: GET or HEAD");
 		goto answer;
 	}
-	if (!target[plen]) {
+	if (!target[plen] || !target[plen + 1]) {
 		status = MHD_HTTP_BAD_REQUEST;
 		snprintf(why, sizeof(why), "no query: /wado?requestType=WADO&studyUID=..&seriesUID=..&objectUID=.."
 			 "&contentType=application/dicom");
@@ -602,7 +602,11 @@ static void on_log(void *cls, const char *fmt, va_list ap)
 	size_t n = strlen(msg);
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
 		msg[--n] = '\0';
-	DH_WARN("WADO: %s", msg);
+	/* a client's broken request is its problem (and could flood the log); the rest is ours */
+	if (strstr(msg, "processing request") || strstr(msg, "request was syntactically"))
+		DH_DEBUG("WADO: %s", msg);
+	else
+		DH_WARN("WADO: %s", msg);
 }
 
 int wado_start(hub *h)
@@ -631,12 +635,12 @@ int wado_start(hub *h)
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	w->d = MHD_start_daemon(flags, (uint16_t)h->cfg.wado_port, NULL, NULL, on_request, h,
+				MHD_OPTION_EXTERNAL_LOGGER, on_log, NULL, /* first: it must see every message */
 				MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned int)h->cfg.wado_max_connections,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)h->cfg.wado_timeout,
 				MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-				MHD_OPTION_EXTERNAL_LOGGER, on_log, NULL,
 				MHD_OPTION_END);
 	if (!w->d) {
 		DH_ERROR("WADO: cannot listen on %s port %ld", h->cfg.wado_bind_address, h->cfg.wado_port);
