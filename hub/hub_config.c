@@ -9,6 +9,8 @@
 
 #include "config.h"
 
+#include <arpa/inet.h>
+
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +229,13 @@ int hub_config_load(hub_config *cfg, const char *path, char *err, size_t errlen)
 	if (!dh_cfg_ae_title_ok(cfg->ae_title)) {
 		snprintf(err, errlen, "%s: hub.ae_title '%s' is not an AE title (1-16 characters, no "
 			 "leading or trailing blanks, no backslash)", path, cfg->ae_title ? cfg->ae_title : "");
+		return -1;
+	}
+	unsigned char addr[sizeof(struct in6_addr)];
+	if (inet_pton(AF_INET, cfg->wado_bind_address, addr) != 1 &&
+	    inet_pton(AF_INET6, cfg->wado_bind_address, addr) != 1) {
+		snprintf(err, errlen, "%s: wado.bind_address '%s' is not an IPv4 or IPv6 address", path,
+			 cfg->wado_bind_address);
 		return -1;
 	}
 	for (int i = 0; i < cfg->n_remotes; i++) {

@@ -31,6 +31,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,7 @@
 
 struct wado_server {
 	struct MHD_Daemon *d;
+	atomic_int running; /* set once listening: libmicrohttpd's messages are then mostly about clients */
 };
 
 /* Per request: the raw target, kept from the URI log callback to completion. */
@@ -596,14 +598,18 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 
 static void on_log(void *cls, const char *fmt, va_list ap)
 {
+	wado_server *w = cls;
 	char msg[512];
-	(void)cls;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	size_t n = strlen(msg);
 	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
 		msg[--n] = '\0';
-	/* a client's broken request is its problem (and could flood the log); the rest is ours */
-	if (strstr(msg, "processing request") || strstr(msg, "request was syntactically"))
+	/*
+	 * Once listening, most messages are about one client's broken or closed
+	 * connection (a flood of them must not fill the log); limits and
+	 * resource failures stay warnings.
+	 */
+	if (atomic_load(&w->running) && !strstr(msg, "limit") && !strstr(msg, "thread") && !strstr(msg, "memory"))
 		DH_DEBUG("WADO: %s", msg);
 	else
 		DH_WARN("WADO: %s", msg);
@@ -635,7 +641,7 @@ int wado_start(hub *h)
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	w->d = MHD_start_daemon(flags, (uint16_t)h->cfg.wado_port, NULL, NULL, on_request, h,
-				MHD_OPTION_EXTERNAL_LOGGER, on_log, NULL, /* first: it must see every message */
+				MHD_OPTION_EXTERNAL_LOGGER, on_log, w, /* first: it must see every message */
 				MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned int)h->cfg.wado_max_connections,
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)h->cfg.wado_timeout,
@@ -646,6 +652,7 @@ int wado_start(hub *h)
 		DH_ERROR("WADO: cannot listen on %s port %ld", h->cfg.wado_bind_address, h->cfg.wado_port);
 		goto out;
 	}
+	atomic_store(&w->running, 1);
 	DH_INFO("WADO-URI listening on http://%s%s%s:%ld/wado", ai->ai_family == AF_INET6 ? "[" : "",
 		h->cfg.wado_bind_address, ai->ai_family == AF_INET6 ? "]" : "", h->cfg.wado_port);
 	h->wado = w;

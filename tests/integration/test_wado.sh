@@ -285,7 +285,22 @@ expect 503 "offline" "$(url "$ST1" "$SE1" "${U[ct2]}")"
 "$HUBCTL" -c "$T/hub.conf" volume online NL1 >/dev/null
 expect 200 "" "$(urlof ct3)"
 
-# ---- 7. SIGTERM while HTTP clients hold connections (idle, half a request): clean stop
+# ---- 7. start-up errors: a bad bind address is a configuration error; a
+# WADO port in use stops hubd from starting (exit status 1, said in the log)
+sed -e "s/^port = $HUB_PORT\$/port = $(dh_free_port)/" "$T/hub.conf" >"$T/second.conf"
+printf '[wado]\nbind_address = localhost\n' >>"$T/second.conf"
+rc=0
+"$DH_BUILD/hub/hubd" -c "$T/second.conf" --check-config >"$T/second.log" 2>&1 || rc=$?
+dh_assert_eq 1 "$rc" "--check-config with a host name as wado.bind_address"
+dh_assert_contains "$(cat "$T/second.log")" "is not an IPv4 or IPv6 address" "bind address message"
+printf '[wado]\nbind_address = 127.0.0.1\n' >>"$T/second.conf"
+rc=0
+timeout 30 "$DH_BUILD/hub/hubd" -c "$T/second.conf" >"$T/second.log" 2>&1 || rc=$?
+dh_assert_eq 1 "$rc" "a second hubd on the same WADO port"
+dh_assert_contains "$(cat "$T/second.log")" "WADO: cannot listen on 127.0.0.1 port $WADO_PORT" "port-in-use message"
+expect 200 "" "$(urlof ct3)"
+
+# ---- 8. SIGTERM while HTTP clients hold connections (idle, half a request): clean stop
 cat >"$T/hold.py" <<'EOF'
 import socket, sys, time
 socks = []
