@@ -24,6 +24,7 @@
 #include "instance.h"
 #include "log.h"
 #include "render.h"
+#include "uid.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -121,23 +122,6 @@ static long decode(const char *s, size_t n, char *out, size_t outlen)
 	}
 	out[o] = '\0';
 	return (long)o;
-}
-
-/* A UID as PS3.5 §9.1 writes it (leading zeros tolerated: stored objects may carry them). */
-static int uid_ok(const char *u)
-{
-	size_t n = strlen(u);
-	if (n == 0 || n > 64 || u[0] == '.' || u[n - 1] == '.')
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		if (u[i] == '.') {
-			if (u[i + 1] == '.')
-				return 0;
-		} else if (u[i] < '0' || u[i] > '9') {
-			return 0;
-		}
-	}
-	return 1;
 }
 
 /* 1 when the comma-separated media type list names application/dicom (parameters after ';' ignored). */
@@ -243,15 +227,15 @@ int wado_parse_query(const char *query, wado_request *rq, char *why, size_t whyl
 			snprintf(why, whylen, "%s missing", param_names[k]);
 			return 400;
 		}
-		if (!uid_ok(vals[k])) {
-			snprintf(why, whylen, "%s is not a UID (digits and dots, at most 64 characters)",
+		if (!dh_uid_valid(vals[k])) {
+			snprintf(why, whylen, "%s is not a UID (digits and dots, at most 64 characters, no leading zeros)",
 				 param_names[k]);
 			return 400;
 		}
 		memcpy(dst[i], vals[k], strlen(vals[k]) + 1);
 	}
 	if (seen[P_TRANSFER_SYNTAX]) {
-		if (!uid_ok(vals[P_TRANSFER_SYNTAX])) {
+		if (!dh_uid_valid(vals[P_TRANSFER_SYNTAX])) {
 			snprintf(why, whylen, "transferSyntax is not a UID");
 			return 400;
 		}
