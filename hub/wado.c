@@ -326,6 +326,18 @@ static unsigned int lookup(hub *h, const wado_request *rq, wado_obj *o, char *wh
 	}
 	char sql[4096];
 	const char *params[3] = { rq->study, rq->series, rq->object };
+	/*
+	 * Current UIDs first: three unique-index probes. A current UID means what
+	 * has it now, so when they match, resolving could find nothing else.
+	 */
+	r = dh_db_query(c, "SELECT i.pk, i.sop_uid, i.transfer_syntax, i.file_path FROM instance i "
+			"JOIN series se ON se.pk = i.series_fk JOIN study st ON st.pk = se.study_fk "
+			"WHERE i.sop_uid = $3 AND se.series_uid = $2 AND st.study_uid = $1", 3, params, &err);
+	if (!r)
+		goto db_error;
+	if (PQntuples(r) == 1)
+		goto found;
+	PQclear(r);
 	size_t off = (size_t)snprintf(sql, sizeof(sql), "WITH RECURSIVE ");
 	off = instance_resolve_ctes(sql, sizeof(sql), off, 1, "study", "study", "study_uid");
 	off = instance_resolve_ctes(sql, sizeof(sql), off, 2, "series", "series", "series_uid");
@@ -354,6 +366,7 @@ static unsigned int lookup(hub *h, const wado_request *rq, wado_obj *o, char *wh
 		status = MHD_HTTP_CONFLICT;
 		goto done;
 	}
+found:
 	snprintf(o->pk, sizeof(o->pk), "%s", PQgetvalue(r, 0, 0));
 	snprintf(o->sop_uid, sizeof(o->sop_uid), "%s", PQgetvalue(r, 0, 1));
 	snprintf(o->ts, sizeof(o->ts), "%s", PQgetvalue(r, 0, 2));
