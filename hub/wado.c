@@ -8,9 +8,10 @@
  * keeps one value per name, so neither malformed escapes nor repeated
  * parameters could be refused.
  *
- * One request: the UIDs are resolved in one query the way C-MOVE resolves
- * them (instance.h: old Study, Series and SOP Instance UIDs lead to what
- * they became), render_load reads on the same connection what the index
+ * One request: the UIDs are looked up as current UIDs (three unique-index
+ * probes); when that finds nothing they are resolved the way C-MOVE
+ * resolves them (instance.h: old Study, Series and SOP Instance UIDs lead
+ * to what they became). Then render_load reads on the same connection what the index
  * says differs from the stored file, and the connection goes back to the
  * pool before any byte is read. An object with nothing to change is sent
  * as stored: the cache file straight from its descriptor, or the TAR

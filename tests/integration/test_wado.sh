@@ -255,6 +255,23 @@ diff <(head -n "$half" "$T/both.txt") <(tail -n "$half" "$T/both.txt") >"$T/diff
 	dh_fail "rendered ct2 differs in more than the changed attributes: $(cat "$T/diff.txt")"
 cp "$T/body" "$T/ct2_rendered.dcm"
 
+# an old SOP Instance UID (reassigned) finds the object, sent under its new UID
+MR1_NEW=$R.99.1
+dh_psql "UPDATE instance SET sop_uid = :'p2' WHERE sop_uid = :'p1'" "${U[mr1]}" "$MR1_NEW"
+dh_psql "INSERT INTO uid_mapping (kind, study_uid, old_uid, new_uid, reason) VALUES ('sop', :'p3', :'p1', :'p2', 'test')" \
+	"${U[mr1]}" "$MR1_NEW" "$ST1_NEW"
+for sop in "${U[mr1]}" "$MR1_NEW"; do
+	dh_assert_eq 200 "$(get "$(url "$ST1" "$SE2" "$sop")")" "GET mr1 by SOP UID $sop"
+	dh_assert_eq "$MR1_NEW" "$(tagval "$T/body" 0008,0018)" "mr1 by $sop: the new SOP Instance UID"
+	dh_assert_eq "$MR1_NEW" "$(tagval "$T/body" 0002,0003)" "mr1 by $sop: meta follows"
+	dh_assert_eq "attachment; filename=\"$MR1_NEW.dcm\"" "$(hdr Content-Disposition)" "mr1 by $sop: file name"
+done
+# one old UID that led to two objects of the same series: ambiguous
+dh_psql "INSERT INTO uid_mapping (kind, study_uid, old_uid, new_uid, reason) VALUES
+         ('sop', :'p1', :'p2', :'p3', 'test'), ('sop', :'p1', :'p2', :'p4', 'test')" "$ST1_NEW" "$R.98" "${U[ct1]}" "${U[ct2]}"
+expect 409 "several objects" "$(url "$ST1" "$SE1" "$R.98")"
+expect 200 "" "$(url "$ST1" "$SE1" "${U[ct1]}")"
+
 # the same, many at once: every rendering is the same
 for i in $(seq 1 12); do echo "$(url "$ST1" "$SE1" "${U[ct2]}")"; done | nl -ba |
 	xargs -P 12 -L 1 bash -c 'curl -sS --max-time 60 -o "'"$T"'/out/r$0" "$1"'
