@@ -98,6 +98,10 @@ static const dh_cfg_option hub_options[] = {
 	  "simultaneous HTTP connections (one thread each); more are refused", 1 },
 	{ "wado", "timeout", DH_CFG_INT, "30", O(wado_timeout), 1, 3600, NULL,
 	  "seconds an idle or stalled HTTP connection is kept before it is closed", 1 },
+	{ "wado", "tls_cert_file", DH_CFG_STRING, "", O(wado_tls_cert_file), 0, 0, NULL,
+	  "PEM certificate (chain) for HTTPS on the WADO port; empty: plain HTTP", 1 },
+	{ "wado", "tls_key_file", DH_CFG_STRING, "", O(wado_tls_key_file), 0, 0, NULL,
+	  "PEM private key of tls_cert_file (not readable by group or others)", 1 },
 	DH_CFG_END
 };
 
@@ -236,6 +240,10 @@ int hub_config_load(hub_config *cfg, const char *path, char *err, size_t errlen)
 	    inet_pton(AF_INET6, cfg->wado_bind_address, addr) != 1) {
 		snprintf(err, errlen, "%s: wado.bind_address '%s' is not an IPv4 or IPv6 address", path,
 			 cfg->wado_bind_address);
+		return -1;
+	}
+	if (!cfg->wado_tls_cert_file[0] != !cfg->wado_tls_key_file[0]) {
+		snprintf(err, errlen, "%s: wado.tls_cert_file and wado.tls_key_file go together", path);
 		return -1;
 	}
 	for (int i = 0; i < cfg->n_remotes; i++) {

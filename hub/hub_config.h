@@ -88,6 +88,8 @@ typedef struct {
 	long wado_port;
 	long wado_max_connections;
 	long wado_timeout;
+	char *wado_tls_cert_file;
+	char *wado_tls_key_file;
 	/* [spoke.*] */
 	hub_spoke *spokes;
 	int n_spokes;

@@ -47,9 +47,13 @@
 #define MAX_NAME 32
 #define MAX_TARGET 4096 /* longest request target we look at */
 
+#define MAX_PEM (1 << 20)
+
 struct wado_server {
 	struct MHD_Daemon *d;
 	atomic_int running; /* set once listening: libmicrohttpd's messages are then mostly about clients */
+	char *tls_cert;     /* PEM text when HTTPS is on, kept while the daemon lives */
+	char *tls_key;
 };
 
 /* Per request: the raw target, kept from the URI log callback to completion. */
@@ -613,6 +617,60 @@ static void on_log(void *cls, const char *fmt, va_list ap)
 		DH_WARN("WADO: %s", msg);
 }
 
+/*
+ * Reads a PEM file (at most 1 MiB) into a NUL-terminated string. A private
+ * key must not be readable by group or others. Returns NULL (logged) on failure.
+ */
+static char *read_pem(const char *path, const char *what, int secret)
+{
+	char *buf = NULL;
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		DH_ERROR("WADO: cannot open %s %s: %s", what, path, strerror(errno));
+		goto fail;
+	}
+	if (secret && (st.st_mode & 077)) {
+		DH_ERROR("WADO: %s %s is readable by group or others (chmod 600 it)", what, path);
+		goto fail;
+	}
+	if (st.st_size <= 0 || st.st_size > MAX_PEM) {
+		DH_ERROR("WADO: %s %s: not a PEM file of at most 1 MiB", what, path);
+		goto fail;
+	}
+	if (!(buf = calloc(1, (size_t)st.st_size + 1)))
+		goto fail;
+	size_t done = 0;
+	while (done < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + done, (size_t)st.st_size - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			DH_ERROR("WADO: cannot read %s %s", what, path);
+			goto fail;
+		}
+		done += (size_t)n;
+	}
+	close(fd);
+	return buf;
+fail:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return NULL;
+}
+
+static void server_free(wado_server *w)
+{
+	if (!w)
+		return;
+	if (w->tls_key)
+		explicit_bzero(w->tls_key, strlen(w->tls_key));
+	free(w->tls_key);
+	free(w->tls_cert);
+	free(w);
+}
+
 int wado_start(hub *h)
 {
 	struct addrinfo hints, *ai = NULL;
@@ -638,6 +696,24 @@ int wado_start(hub *h)
 			     MHD_USE_ERROR_LOG;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	/* HTTPS (GnuTLS inside libmicrohttpd): TLS 1.2 and 1.3 only */
+	struct MHD_OptionItem tls[] = { { MHD_OPTION_END, 0, NULL }, { MHD_OPTION_END, 0, NULL },
+					{ MHD_OPTION_END, 0, NULL }, { MHD_OPTION_END, 0, NULL } };
+	const int https = h->cfg.wado_tls_cert_file[0] != '\0';
+	if (https) {
+		if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+			DH_ERROR("WADO: this libmicrohttpd has no TLS support (wado.tls_cert_file is set)");
+			goto out;
+		}
+		if (!(w->tls_cert = read_pem(h->cfg.wado_tls_cert_file, "wado.tls_cert_file", 0)) ||
+		    !(w->tls_key = read_pem(h->cfg.wado_tls_key_file, "wado.tls_key_file", 1)))
+			goto out;
+		flags |= MHD_USE_TLS;
+		tls[0] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, w->tls_cert };
+		tls[1] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, w->tls_key };
+		tls[2] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0,
+						  (void *)"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2" };
+	}
 	w->d = MHD_start_daemon(flags, (uint16_t)h->cfg.wado_port, NULL, NULL, on_request, h,
 				MHD_OPTION_EXTERNAL_LOGGER, on_log, w, /* first: it must see every message */
 				MHD_OPTION_SOCK_ADDR, ai->ai_addr,
@@ -645,21 +721,23 @@ int wado_start(hub *h)
 				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)h->cfg.wado_timeout,
 				MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+				MHD_OPTION_ARRAY, tls,
 				MHD_OPTION_END);
 	if (!w->d) {
 		DH_ERROR("WADO: cannot listen on %s port %ld", h->cfg.wado_bind_address, h->cfg.wado_port);
 		goto out;
 	}
 	atomic_store(&w->running, 1);
-	DH_INFO("WADO-URI listening on http://%s%s%s:%ld/wado", ai->ai_family == AF_INET6 ? "[" : "",
-		h->cfg.wado_bind_address, ai->ai_family == AF_INET6 ? "]" : "", h->cfg.wado_port);
+	DH_INFO("WADO-URI listening on %s://%s%s%s:%ld/wado", https ? "https" : "http",
+		ai->ai_family == AF_INET6 ? "[" : "", h->cfg.wado_bind_address, ai->ai_family == AF_INET6 ? "]" : "",
+		h->cfg.wado_port);
 	h->wado = w;
 	w = NULL;
 	rc = 0;
 out:
 	if (ai)
 		freeaddrinfo(ai);
-	free(w);
+	server_free(w);
 	return rc;
 }
 
@@ -668,7 +746,7 @@ void wado_stop(hub *h)
 	if (!h->wado)
 		return;
 	MHD_stop_daemon(h->wado->d);
-	free(h->wado);
+	server_free(h->wado);
 	h->wado = NULL;
 	DH_INFO("WADO-URI stopped");
 }

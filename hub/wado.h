@@ -7,7 +7,8 @@
  *   GET /wado?requestType=WADO&studyUID=..&seriesUID=..&objectUID=..
  *            &contentType=application/dicom[&transferSyntax=<stored TS>]
  *
- * Configured by [wado] (hub_config.h); off by default. GET and HEAD only.
+ * Configured by [wado] (hub_config.h); off by default; HTTPS when a
+ * certificate and key are configured. GET and HEAD only.
  * Answers: 200 with the object; 400 for a malformed request (reason in the
  * text/plain body); 404 for an unknown path, an unknown or deleted object;
  * 405 for other methods; 406 when the wanted content type or transfer
