@@ -298,6 +298,18 @@ for n in ct3 jpeg; do
 done
 dh_assert_eq 200 "$(get "$(url "$ST1" "$SE1" "${U[ct2]}")")" "nearline GET ct2 (rendered)"
 cmp "$T/body" "$T/ct2_rendered.dcm" || dh_fail "nearline ct2: rendered differently from the cached original"
+# a change to the JPEG object, read from its TAR: re-encoded in its stored
+# syntax (JPEG Baseline), the compressed pixel data copied as stored
+jpk=$(dh_psql "SELECT pk FROM instance WHERE sop_uid = :'p1'" "${U[jpeg]}")
+dh_psql "INSERT INTO attr_override (level, target_fk, tag, vr, value) VALUES (4, :p1, $((0x00100010)), 'PN', 'Jpeg^Changed')" "$jpk"
+dh_assert_eq 200 "$(get "$(urlof jpeg)")" "nearline GET jpeg (rendered)"
+dh_assert_eq "Jpeg^Changed" "$(tagval "$T/body" 0010,0010)" "jpeg: attribute override applied"
+dh_assert_eq 1.2.840.10008.1.2.4.50 "$(tagval "$T/body" 0002,0010)" "jpeg rendered: still JPEG Baseline"
+"$DH_PYTHON" - "$T/jpeg.dcm" "$T/body" <<'EOF' || dh_fail "jpeg rendered: pixel data differs from the sent object"
+import sys, pydicom
+a, b = (pydicom.dcmread(f) for f in sys.argv[1:3])
+sys.exit(0 if a.PixelData == b.PixelData and b.file_meta.TransferSyntaxUID == a.file_meta.TransferSyntaxUID else 1)
+EOF
 "$HUBCTL" -c "$T/hub.conf" volume offline NL1 >/dev/null
 expect 503 "offline" "$(urlof ct3)"
 expect 503 "offline" "$(url "$ST1" "$SE1" "${U[ct2]}")"
