@@ -13,8 +13,9 @@
 #    volume: 503; online again: 200;
 #  - concurrent requests all answered correctly; a burst of thousands of
 #    random and malformed requests (python3), after which hubd still
-#    answers correctly; SIGTERM with HTTP clients connected stops hubd
-#    cleanly within the harness's 10 s.
+#    answers correctly; wado.max_connections turns extra clients away
+#    until slots free up; SIGTERM with HTTP clients connected stops hubd
+#    cleanly within 5 s; start-up errors (bad bind address, port in use).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 dh_setup wado
@@ -331,7 +332,8 @@ dh_assert_eq 1 "$rc" "a second hubd on the same WADO port"
 dh_assert_contains "$(cat "$T/second.log")" "WADO: cannot listen on 127.0.0.1 port $WADO_PORT" "port-in-use message"
 expect 200 "" "$(urlof ct3)"
 
-# ---- 8. SIGTERM while HTTP clients hold connections (idle, half a request): clean stop
+# ---- 8. the connection limit; SIGTERM while HTTP clients hold connections
+# (idle, half a request): clean stop
 cat >"$T/hold.py" <<'EOF'
 import socket, sys, time
 socks = []
@@ -343,11 +345,32 @@ for i in range(6):
 print("holding", flush=True)
 time.sleep(60)
 EOF
-"$DH_PYTHON" "$T/hold.py" "$WADO_PORT" >"$T/hold.log" 2>&1 &
-HOLD=$!
-DH_BG_PIDS+=("$HOLD")
-for _ in $(seq 1 50); do grep -q holding "$T/hold.log" && break; sleep 0.1; done
-grep -q holding "$T/hold.log" || dh_fail "the holding client did not connect"
+hold() {
+	: >"$T/hold.log"
+	"$DH_PYTHON" "$T/hold.py" "$WADO_PORT" >"$T/hold.log" 2>&1 &
+	HOLD=$!
+	DH_BG_PIDS+=("$HOLD")
+	for _ in $(seq 1 50); do grep -q holding "$T/hold.log" && break; sleep 0.1; done
+	grep -q holding "$T/hold.log" || dh_fail "the holding client did not connect"
+	sleep 0.5
+}
+# wado.max_connections: with the 4 slots held, a fifth client is turned away;
+# once they are gone, requests are served again
+dh_hub_stop
+wado_cfg=("[wado]" "enabled = true" "port = $WADO_PORT" "max_connections = 4" "timeout = 30")
+dh_hub_config "${wado_cfg[@]}"
+dh_hub_start
+hold
+dh_assert_ne 200 "$(get "$(urlof ct3)" 2>/dev/null)" "a fifth connection while four are held"
+kill "$HOLD"
+wait "$HOLD" 2>/dev/null || true
+ok=
+for _ in $(seq 1 50); do
+	[ "$(get "$(urlof ct3)" 2>/dev/null)" = 200 ] && { ok=1; break; }
+	sleep 0.1
+done
+[ -n "$ok" ] || dh_fail "no answer after the held connections were closed"
+hold
 t0=$SECONDS
 dh_hub_stop
 [ $((SECONDS - t0)) -le 5 ] || dh_fail "hubd took $((SECONDS - t0)) s to stop with HTTP clients connected"
