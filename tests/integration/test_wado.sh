@@ -8,7 +8,10 @@
 #    other content types / transfer syntaxes 406, unknown objects and
 #    paths 404;
 #  - the index's truth is applied as C-MOVE applies it (attr_override, a
-#    Study UID fix-up: the old Study UID still finds the object);
+#    Study UID fix-up: the old Study UID still finds the object; an old SOP
+#    Instance UID too; one old UID naming two objects: 409), and nothing
+#    else differs; a changed JPEG object from a TAR stays JPEG with its
+#    pixel data as stored;
 #  - from the nearline archive (archived, evicted) byte-identical; offline
 #    volume: 503; online again: 200;
 #  - concurrent requests all answered correctly; a burst of thousands of
