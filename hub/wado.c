@@ -510,6 +510,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		snprintf(why, sizeof(why), "request target longer than %d bytes", MAX_TARGET);
 		goto answer;
 	}
+	/* absolute-form ("http://host:port/wado?..."), which HTTP/1.1 servers must accept */
+	if (strncasecmp(target, "http://", 7) == 0 || strncasecmp(target, "https://", 8) == 0) {
+		const char *path = strchr(strstr(target, "//") + 2, '/');
+		target = path ? path : "/";
+	}
 	size_t plen = strcspn(target, "?");
 	if (plen != 5 || strncmp(target, "/wado", 5) != 0) {
 		status = MHD_HTTP_NOT_FOUND;

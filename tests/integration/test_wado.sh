@@ -127,6 +127,9 @@ expect 400 "parameter 'anonymize' is not supported" "$BASE?requestType=WADO&$Q&a
 expect 400 "has no value" "$BASE?requestType=WADO&$Q&transferSyntax"
 expect 400 "no query" "$BASE"
 expect 400 "no query" "$BASE?"
+# absolute-form request target (as a proxy sends it)
+dh_assert_eq 200 "$(get "$(url "$ST1" "$SE1" "$O")" --proxy "http://127.0.0.1:$WADO_PORT")" "absolute-form request target"
+cmp "$T/body" "$(cachefile "$O")" || dh_fail "absolute-form: other bytes"
 # percent-encoded names and values are decoded ("%2E" is '.')
 expect 200 "" "$BASE?request%54ype=WADO&studyUID=${ST1//./%2E}&seriesUID=$SE1&objectUID=$O&contentType=application%2fdicom"
 for m in POST PUT DELETE OPTIONS; do
