@@ -35,20 +35,4 @@ int wado_start(hub *h);
 /* Stops the listener (closing open connections) and frees it. Safe when never started. */
 void wado_stop(hub *h);
 
-/* A parsed request (UIDs validated; transfer_syntax "" when not asked for). */
-typedef struct {
-	char study[65];
-	char series[65];
-	char object[65];
-	char transfer_syntax[65];
-} wado_request;
-
-/*
- * Parses the raw query string (the part after '?', percent-encoded) of a
- * WADO-URI request. Returns 0 with rq filled, or the HTTP status to answer
- * (400, or 406 for a content type other than application/dicom) with the
- * reason in why (printable ASCII).
- */
-int wado_parse_query(const char *query, wado_request *rq, char *why, size_t whylen);
-
 #endif

@@ -1,10 +1,10 @@
 /*
- * test_wado.c - unit tests for the WADO-URI query parser (hub/wado.c,
- * wado_parse_query): what is accepted, and for every refusal the status
- * and the reason; random and mutated queries never crash it and always
- * give 0, 400 or 406 with a reason of printable ASCII.
+ * test_wado.c - unit tests for the WADO-URI query parser (hub/wado_query.c):
+ * what is accepted, and for every refusal the status and the reason; random
+ * and mutated queries never crash it and always give 0, 400 or 406 with a
+ * reason of printable ASCII.
  */
-#include "wado.h"
+#include "wado_query.h"
 
 #include <CUnit/Basic.h>
 #include <stdio.h>
