@@ -11,9 +11,9 @@
  * One request: the UIDs are looked up as current UIDs (three unique-index
  * probes); when that finds nothing they are resolved the way C-MOVE
  * resolves them (instance.h: old Study, Series and SOP Instance UIDs lead
- * to what they became). Then render_load reads on the same connection what the index
- * says differs from the stored file, and the connection goes back to the
- * pool before any byte is read. An object with nothing to change is sent
+ * to what they became). Then render_load reads, on the same connection,
+ * what the index says differs from the stored file, and the connection
+ * goes back to the pool before any byte is read. An object with nothing to change is sent
  * as stored: the cache file straight from its descriptor, or the TAR
  * member as read and MD5-checked (instance_open). One with changes is
  * parsed, changed and re-encoded in its stored transfer syntax
