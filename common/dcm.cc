@@ -36,6 +36,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <new>
 #include <vector>
 
 struct dh_dcm_net {
@@ -1318,6 +1319,78 @@ extern "C" int dh_dcm_ds_save(dh_dcm_ds *ds, const char *path, const char *ts, c
 		set_err(err, errlen, "cannot write file", c);
 		return DH_DCM_ERROR;
 	}
+	return DH_DCM_OK;
+}
+
+/* Writes ff as a DICOM file in transfer syntax xfer into out, one buffer-full at a time. */
+static OFCondition write_to_memory(DcmFileFormat &ff, E_TransferSyntax xfer, std::vector<unsigned char> &out)
+{
+	std::vector<unsigned char> chunk(1 << 16);
+	DcmOutputBufferStream os(chunk.data(), (offile_off_t)chunk.size());
+	OFCondition c;
+	ff.transferInit();
+	do {
+		c = ff.write(os, xfer, EET_ExplicitLength, NULL, EGL_recalcGL, EPD_noChange, 0, 0, 0, EWM_fileformat);
+		if (c.good() || c == EC_StreamNotifyClient) {
+			if (c.good())
+				os.flush();
+			void *p = NULL;
+			offile_off_t n = 0;
+			os.flushBuffer(p, n);
+			if (n > 0)
+				out.insert(out.end(), (unsigned char *)p, (unsigned char *)p + n);
+		}
+	} while (c == EC_StreamNotifyClient);
+	ff.transferEnd();
+	return c;
+}
+
+extern "C" int dh_dcm_render(const char *path, const unsigned char *buf, size_t len, const dh_dcm_override *ov,
+			     int n_ov, unsigned char **out, size_t *out_len, char *err, size_t errlen)
+{
+	*out = NULL;
+	*out_len = 0;
+	DcmFileFormat ff;
+	OFCondition c;
+	if (path) {
+		c = ff.loadFile(path);
+	} else {
+		DcmInputBufferStream in;
+		in.setBuffer(buf, (offile_off_t)len);
+		in.setEos();
+		ff.transferInit();
+		c = ff.read(in, EXS_Unknown, EGL_noChange);
+		ff.transferEnd();
+	}
+	if (c.bad()) {
+		set_err(err, errlen, "cannot parse the stored object", c);
+		return DH_DCM_ERROR;
+	}
+	if ((c = apply_overrides(ff, ov, n_ov)).bad()) {
+		set_err(err, errlen, "cannot apply the index's values", c);
+		return DH_DCM_ERROR;
+	}
+	/* the stored (native) transfer syntax: pixel data stays as it came, compressed or not */
+	E_TransferSyntax xfer = ff.getDataset()->getOriginalXfer();
+	std::vector<unsigned char> v;
+	try {
+		c = write_to_memory(ff, xfer, v);
+	} catch (const std::bad_alloc &) {
+		c = EC_MemoryExhausted;
+	}
+	if (c.bad()) {
+		set_err(err, errlen, "cannot encode the object", c);
+		return DH_DCM_ERROR;
+	}
+	unsigned char *m = (unsigned char *)malloc(v.size() ? v.size() : 1);
+	if (!m) {
+		set_err_text(err, errlen, "out of memory");
+		return DH_DCM_ERROR;
+	}
+	if (!v.empty())
+		memcpy(m, v.data(), v.size());
+	*out = m;
+	*out_len = v.size();
 	return DH_DCM_OK;
 }
 

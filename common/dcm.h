@@ -352,6 +352,17 @@ int dh_dcm_ds_apply_overrides(dh_dcm_ds *ds, const dh_dcm_override *ov, int n_ov
 /* Writes the data set with File Meta Information in transfer syntax ts (tests, tools). */
 int dh_dcm_ds_save(dh_dcm_ds *ds, const char *path, const char *ts, char *err, size_t errlen);
 
+/*
+ * An object as it leaves the hub over HTTP (WADO): the file at path (path
+ * NULL: the complete DICOM file held in buf/len, e.g. a TAR member) with
+ * the overrides applied as dh_dcm_store_file_ex applies them, written as
+ * a DICOM file (preamble, File Meta Information, data set) in the
+ * object's own transfer syntax. *out is malloc'ed (the caller frees it).
+ * Returns 0 or an error.
+ */
+int dh_dcm_render(const char *path, const unsigned char *buf, size_t len, const dh_dcm_override *ov, int n_ov,
+		  unsigned char **out, size_t *out_len, char *err, size_t errlen);
+
 /* Byte offset of the data set in a DICOM file (after preamble and meta), or -1. */
 long dh_dcm_file_dataset_offset(const char *path);
 

@@ -149,7 +149,8 @@ write_conf() {
 			want["hub", "port"] = port
 			want["database", "conninfo"] = conninfo
 			want["storage", "cache_dir"] = cache
-			n = split("hub port|database conninfo|storage cache_dir", order, "|")
+			want["wado", "enabled"] = "true"
+			n = split("hub port|database conninfo|storage cache_dir|wado enabled", order, "|")
 		}
 		function add_missing(s,   i, a) {
 			for (i = 1; i <= n; i++) {
@@ -306,6 +307,15 @@ forwards what it receives to the hub and ships changes made with spokectl:
 Stop it:
   deploy/quickstart.sh stop      (stops spoked, hubd and PostgreSQL)
 EOF
+	if [ "$(conf_get wado enabled)" = true ]; then
+		local wport
+		wport=$(conf_get wado port)
+		u() { dcmdump -q +P "$1" "$SAMPLES/CT_small.dcm" | sed 's/.*\[\(.*\)\].*/\1/'; }
+		cat <<EOF
+WADO-URI (HTTP, loopback only; docs/conformance.md section 6), e.g. CT_small.dcm once stored:
+  curl -o ct.dcm "http://$(conf_get wado bind_address):${wport:-8080}/wado?requestType=WADO&studyUID=$(u 0020,000d)&seriesUID=$(u 0020,000e)&objectUID=$(u 0008,0018)&contentType=application/dicom"
+EOF
+	fi
 }
 
 foreground=0
@@ -385,6 +395,11 @@ if [ -n "$pid" ]; then
 fi
 if command -v ss >/dev/null 2>&1 && [ -n "$(ss -Hltn "sport = :$port")" ]; then
 	die "TCP port $port is already in use (ss -ltnp shows by whom): change port in $CONF (HUB_PORT applies only when that file is written)"
+fi
+wado_port=$(conf_get wado port)
+if [ "$(conf_get wado enabled)" = true ] && command -v ss >/dev/null 2>&1 &&
+	[ -n "$(ss -Hltn "sport = :${wado_port:-8080}")" ]; then
+	die "TCP port ${wado_port:-8080} (WADO) is already in use: change [wado] port in $CONF, or set enabled = false there"
 fi
 
 if [ "$foreground" = 1 ]; then

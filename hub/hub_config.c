@@ -9,6 +9,8 @@
 
 #include "config.h"
 
+#include <arpa/inet.h>
+
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +88,20 @@ static const dh_cfg_option hub_options[] = {
 	  "seconds a change context may wait for its objects before it becomes an operator item", 1 },
 	{ "cc", "retry_interval", DH_CFG_INT, "2", O(cc_retry_interval), 1, 3600, NULL,
 	  "seconds between attempts to apply parked change contexts", 1 },
+	{ "wado", "enabled", DH_CFG_BOOL, "false", O(wado_enabled), 0, 0, NULL,
+	  "serve WADO-URI (HTTP GET /wado?requestType=WADO&...; conformance §6)", 1 },
+	{ "wado", "bind_address", DH_CFG_STRING, "127.0.0.1", O(wado_bind_address), 0, 0, NULL,
+	  "IPv4 or IPv6 address the WADO listener binds to (0.0.0.0 or :: for all); WADO has no "
+	  "other access control", 1 },
+	{ "wado", "port", DH_CFG_INT, "8080", O(wado_port), 1, 65535, NULL, "TCP port of the WADO listener", 1 },
+	{ "wado", "max_connections", DH_CFG_INT, "64", O(wado_max_connections), 1, 10000, NULL,
+	  "simultaneous HTTP connections (one thread each); more are refused", 1 },
+	{ "wado", "timeout", DH_CFG_INT, "30", O(wado_timeout), 1, 3600, NULL,
+	  "seconds an idle or stalled HTTP connection is kept before it is closed", 1 },
+	{ "wado", "tls_cert_file", DH_CFG_STRING, "", O(wado_tls_cert_file), 0, 0, NULL,
+	  "PEM certificate (chain) for HTTPS on the WADO port; empty: plain HTTP", 1 },
+	{ "wado", "tls_key_file", DH_CFG_STRING, "", O(wado_tls_key_file), 0, 0, NULL,
+	  "PEM private key of tls_cert_file (not readable by group or others)", 1 },
 	DH_CFG_END
 };
 
@@ -217,6 +233,17 @@ int hub_config_load(hub_config *cfg, const char *path, char *err, size_t errlen)
 	if (!dh_cfg_ae_title_ok(cfg->ae_title)) {
 		snprintf(err, errlen, "%s: hub.ae_title '%s' is not an AE title (1-16 characters, no "
 			 "leading or trailing blanks, no backslash)", path, cfg->ae_title ? cfg->ae_title : "");
+		return -1;
+	}
+	unsigned char addr[sizeof(struct in6_addr)];
+	if (inet_pton(AF_INET, cfg->wado_bind_address, addr) != 1 &&
+	    inet_pton(AF_INET6, cfg->wado_bind_address, addr) != 1) {
+		snprintf(err, errlen, "%s: wado.bind_address '%s' is not an IPv4 or IPv6 address", path,
+			 cfg->wado_bind_address);
+		return -1;
+	}
+	if (!cfg->wado_tls_cert_file[0] != !cfg->wado_tls_key_file[0]) {
+		snprintf(err, errlen, "%s: wado.tls_cert_file and wado.tls_key_file go together", path);
 		return -1;
 	}
 	for (int i = 0; i < cfg->n_remotes; i++) {

@@ -82,6 +82,14 @@ typedef struct {
 	int cc_enforce_ownership;
 	long cc_park_timeout;
 	long cc_retry_interval;
+	/* [wado] (hub/wado.c) */
+	int wado_enabled;
+	char *wado_bind_address;
+	long wado_port;
+	long wado_max_connections;
+	long wado_timeout;
+	char *wado_tls_cert_file;
+	char *wado_tls_key_file;
 	/* [spoke.*] */
 	hub_spoke *spokes;
 	int n_spokes;

@@ -9,6 +9,7 @@
 #include "nearline.h"
 #include "ccsync.h"
 #include "hub.h"
+#include "wado.h"
 
 #include "durable.h"
 #include "log.h"
@@ -152,6 +153,8 @@ int main(int argc, char **argv)
 		DH_ERROR("cannot start threads");
 		goto out;
 	}
+	if (wado_start(&h) < 0)
+		goto out;
 	DH_INFO("hubd %s listening as %s on port %ld (cache %s)", DH_VERSION, h.cfg.ae_title, h.cfg.port,
 		h.cfg.cache_dir);
 	for (;;) {
@@ -165,6 +168,7 @@ int main(int argc, char **argv)
 		DH_INFO("signal %d: stopping", sig);
 		break;
 	}
+	wado_stop(&h);
 	scp_stop(&h);
 	cc_recv_stop(&h);
 	cc_apply_stop(&h);
@@ -174,6 +178,7 @@ int main(int argc, char **argv)
 	DH_INFO("stopped");
 out:
 	h.stop = 1;
+	wado_stop(&h);
 	if (rc != 0)
 		scp_stop(&h);
 	cc_recv_stop(&h);

@@ -47,8 +47,8 @@
  * qr.pending_interval seconds.
  */
 #include "hub.h"
+#include "instance.h"
 #include "log.h"
-#include "nearline.h"
 #include "qr.h"
 #include "move_log.h"
 #include "render.h"
@@ -210,22 +210,6 @@ static int parse_keys(const char *model, const dh_dcm_ds *ds, move_keys *k, char
 }
 
 /*
- * Appends the CTEs that resolve a UID key (a backslash list in parameter
- * $param): k<param>(u) the UIDs asked for, c<param>(u) those and, for every
- * one that is not current in table.col, where uid_mapping of kind led.
- */
-static size_t add_resolve_ctes(char *sql, size_t size, size_t off, int param, const char *kind,
-			       const char *table, const char *col)
-{
-	return off + (size_t)snprintf(sql + off, size - off,
-		"%sk%d(u) AS (SELECT unnest(string_to_array($%d, '\\'))), "
-		"c%d(u, d) AS (SELECT u, 0 FROM k%d UNION ALL SELECT m.new_uid, c.d + 1 FROM c%d c "
-		"JOIN uid_mapping m ON m.kind = '%s' AND m.old_uid = c.u WHERE c.d < 8 "
-		"AND NOT EXISTS (SELECT 1 FROM %s z WHERE z.%s = c.u))",
-		off > strlen("WITH RECURSIVE ") ? ", " : "", param, param, param, param, param, kind, table, col);
-}
-
-/*
  * Fills set with the matching objects and what to change in each
  * (render_load, on the same connection). Returns 0, or -1 (database
  * unavailable or failing).
@@ -249,17 +233,17 @@ static int select_objects(hub *h, const move_keys *k, const char *dest_ae, move_
 	if (k->study[0]) {
 		params[np] = k->study;
 		pstudy = ++np;
-		off = add_resolve_ctes(sql, sizeof(sql), off, pstudy, "study", "study", "study_uid");
+		off = instance_resolve_ctes(sql, sizeof(sql), off, pstudy, "study", "study", "study_uid");
 	}
 	if (k->series[0]) {
 		params[np] = k->series;
 		pseries = ++np;
-		off = add_resolve_ctes(sql, sizeof(sql), off, pseries, "series", "series", "series_uid");
+		off = instance_resolve_ctes(sql, sizeof(sql), off, pseries, "series", "series", "series_uid");
 	}
 	if (k->image[0]) {
 		params[np] = k->image;
 		psop = ++np;
-		off = add_resolve_ctes(sql, sizeof(sql), off, psop, "sop", "instance", "sop_uid");
+		off = instance_resolve_ctes(sql, sizeof(sql), off, psop, "sop", "instance", "sop_uid");
 	}
 	if (np == 0)
 		off = 0; /* no CTE */
@@ -273,12 +257,7 @@ static int select_objects(hub *h, const move_keys *k, const char *dest_ae, move_
 					" AND p.patient_id = ANY (string_to_array($%d, '\\'))", np);
 	}
 	if (pstudy)
-		/* two index-friendly branches rather than an OR across tables */
-		off += (size_t)snprintf(sql + off, sizeof(sql) - off,
-			" AND i.pk IN (SELECT x.pk FROM instance x JOIN series xs ON xs.pk = x.series_fk "
-			"JOIN study xt ON xt.pk = xs.study_fk WHERE xt.study_uid IN (SELECT u FROM c%d) "
-			"UNION ALL SELECT x.pk FROM instance x WHERE x.received_study_uid IN (SELECT u FROM k%d "
-			"WHERE NOT EXISTS (SELECT 1 FROM study z WHERE z.study_uid = k%d.u)))", pstudy, pstudy, pstudy);
+		off = instance_study_clause(sql, sizeof(sql), off, pstudy);
 	if (pseries)
 		off += (size_t)snprintf(sql + off, sizeof(sql) - off, " AND se.series_uid IN (SELECT u FROM c%d)",
 					pseries);
@@ -399,32 +378,17 @@ static int send_object(hub *h, dh_dcm_assoc *d, int pc, int raw, const move_obj 
 	const dh_dcm_override *ov = NULL;
 	int n_ov = 0;
 	render_get(rs, o->pk, &ov, &n_ov);
-	if (o->path)
-		return dh_dcm_store_file_ex(d, pc, o->path, raw, o->sop_class, o->sop_uid, orig, m->cmd->msg_id,
-					    ov, n_ov, timeout, st, err, errlen);
-	archive_loc loc;
-	dh_db_err dberr = { "", "" };
-	PGconn *c = dh_db_get(h->db, &dberr);
-	if (!c) {
-		snprintf(err, errlen, "index database unavailable");
+	instance_src src;
+	int rc = instance_open(h, o->pk, o->path, &src, err, errlen);
+	if (rc != INSTANCE_OK)
 		return DH_DCM_ERROR;
-	}
-	int lr = archive_locate(h, c, o->pk, &loc, &dberr);
-	dh_db_put(h->db, c, lr < 0 && dh_db_conn_lost(c, &dberr));
-	if (lr < 0) {
-		snprintf(err, errlen, "%.200s", dberr.msg);
-		return DH_DCM_ERROR;
-	}
-	if (loc.avail == AVAIL_ONLINE)
-		return dh_dcm_store_file_ex(d, pc, loc.path, raw, o->sop_class, o->sop_uid, orig, m->cmd->msg_id,
-					    ov, n_ov, timeout, st, err, errlen);
-	unsigned char *buf = NULL;
-	size_t len = 0;
-	if (archive_read(&loc, &buf, &len, err, errlen) < 0)
-		return DH_DCM_ERROR;
-	int rc = dh_dcm_store_buffer(d, pc, buf, len, raw, o->sop_class, o->sop_uid, orig, m->cmd->msg_id, ov,
-				     n_ov, timeout, st, err, errlen);
-	free(buf);
+	if (src.path)
+		rc = dh_dcm_store_file_ex(d, pc, src.path, raw, o->sop_class, o->sop_uid, orig, m->cmd->msg_id, ov,
+					  n_ov, timeout, st, err, errlen);
+	else
+		rc = dh_dcm_store_buffer(d, pc, src.buf, src.len, raw, o->sop_class, o->sop_uid, orig,
+					 m->cmd->msg_id, ov, n_ov, timeout, st, err, errlen);
+	instance_src_free(&src);
 	return rc;
 }
 
