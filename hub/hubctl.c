@@ -10,6 +10,7 @@
 #include "hub_config.h"
 #include "hubctl_archive.h"
 #include "hubctl_cc.h"
+#include "hubctl_kos.h"
 #include "log.h"
 
 #include <errno.h>
@@ -38,6 +39,9 @@ static void usage(FILE *out)
 		"  queue list [--state S] [--spoke ID] [--study UID] [--all]\n"
 		"                 change contexts needing attention (parked, refused, operator items)\n"
 		"  queue show ID  one change context decoded in full, and why it is where it is\n"
+		"  kos STUDY_UID  the study's Key Object Selection documents (hubctl kos --help)\n"
+		"  quarantine list|show|release|discard [ID] [--reason TEXT] [--operator NAME]\n"
+		"                 objects kept but not shown (hubctl quarantine --help)\n"
 		"  keygen [--secret-file PATH]\n"
 		"                 make the hub's CURVE key pair: writes the secret key to PATH\n"
 		"                 (default cc.secret_key_file; mode 0600, never overwritten)\n"
@@ -132,6 +136,9 @@ int main(int argc, char **argv)
 	char err[512];
 	int o, rc = 2;
 
+	/* kos and quarantine parse their own options (--reason, --operator) */
+	if (hubctl_kos_command_of(argc, argv))
+		return hubctl_kos_main(argc, argv);
 	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'c': path = optarg; break;
