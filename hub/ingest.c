@@ -430,6 +430,25 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 			x(t, "ROLLBACK", 0, NULL);
 			return t->failed ? -1 : 0;
 		}
+		/*
+		 * A spoke sending again an object the hub deleted (a DELETE cc, an
+		 * operator, an IOCM rejection note; e.g. a lost storage-commitment
+		 * result): the same bytes must not come back visible (seeds
+		 * kb-119333/kb-119341). Accepted, nothing stored.
+		 */
+		if (r && sp && same < 0 && !t->failed) {
+			const char *dp[2] = { o->sop_uid, md5 };
+			char why_deleted[300] = "";
+			if (q1(t, "SELECT reason FROM deleted_instance WHERE sop_uid = $1 AND md5 = $2 LIMIT 1", 2, dp,
+			       why_deleted, sizeof(why_deleted)) > 0) {
+				d->status = ST_SUCCESS;
+				DH_INFO("%s from spoke %s was deleted here (%s): resend accepted, not shown again",
+					o->sop_uid, sp->id, why_deleted);
+				PQclear(r);
+				x(t, "ROLLBACK", 0, NULL);
+				return t->failed ? -1 : 0;
+			}
+		}
 		if (r && PQntuples(r) > 0) {
 			remap_uid(t, "sop", o->sop_uid, study_uid, o->accession, source_ae,
 				  "SOP Instance UID already held in another study", sop_uid);
