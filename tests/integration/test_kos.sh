@@ -109,6 +109,18 @@ set -e
 dh_assert_eq 2 "$rc" "hubctl kos without a study: usage error"
 agree 6 "4 CT + 2 KOS"
 
+# ---- 1b. registration failing for another reason (the database): no half state ----
+dh_psql "ALTER TABLE kos_reference ADD CONSTRAINT test_fault CHECK (origin <> 'content') NOT VALID" >/dev/null
+"$DH_PYTHON" "$MKKOS" "$T/k3.dcm" "$T/in/c4.dcm" --title "113000:DCM:Of Interest" >/dev/null
+K3=$(sop "$T/k3.dcm")
+files_before=$(find "$T/cache" -name '*.dcm' | wc -l)
+dh_assert_eq 0110 "$(store "$T/k3.dcm")" "registration failed in the database: processing failure"
+dh_assert_eq "0 0 0" "$(dh_psql "SELECT (SELECT count(*) FROM instance WHERE sop_uid = '$K3') || ' ' || (SELECT count(*) FROM kos_document WHERE sop_uid = '$K3') || ' ' || (SELECT count(*) FROM quarantine WHERE sop_uid = '$K3')")" \
+	"nothing of it in the index, kos tables or quarantine"
+dh_assert_eq "$files_before" "$(find "$T/cache" -name '*.dcm' | wc -l)" "no file left in the cache"
+dh_psql "ALTER TABLE kos_reference DROP CONSTRAINT test_fault" >/dev/null
+agree 6 "after the failed registration"
+
 # ---- 2. non-compliant KOS: kept, quarantined, invisible ----
 for b in notitle noevidence badref badvt; do
 	"$DH_PYTHON" "$MKKOS" "$T/b_$b.dcm" "$T/in/c1.dcm" "$T/in/c2.dcm" --break "$b" >/dev/null
