@@ -101,12 +101,28 @@ static dh_kos_ref *add_ref(parser *p)
 	return r;
 }
 
-static const dh_kos_ref *find_evidence(const dh_kos *k, size_t n_evidence, const char *sop)
+/* The evidence refs sorted by SOP UID, for bsearch (documents may list thousands). */
+typedef struct {
+	const char *sop;
+	size_t i; /* index into refs */
+} sop_entry;
+
+static int by_sop(const void *a, const void *b)
 {
-	for (size_t i = 0; i < n_evidence; i++)
-		if (strcmp(k->refs[i].sop_uid, sop) == 0)
-			return &k->refs[i];
-	return NULL;
+	return strcmp(((const sop_entry *)a)->sop, ((const sop_entry *)b)->sop);
+}
+
+static int by_index(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static const dh_kos_ref *find_evidence(const dh_kos *k, const sop_entry *idx, size_t n_evidence, const char *sop)
+{
+	sop_entry key = { sop, 0 };
+	const sop_entry *hit = bsearch(&key, idx, n_evidence, sizeof(*idx), by_sop);
+	return hit ? &k->refs[hit->i] : NULL;
 }
 
 /* Current Requested Procedure Evidence Sequence -> Referenced Series -> Referenced SOP. */
@@ -134,6 +150,9 @@ static int read_evidence(parser *p)
 			int n_sop = dh_dcm_ds_count(p->ds, sp);
 			if (n_sop == 0)
 				return refuse(p, "%s: Referenced SOP Sequence missing or empty", sp);
+			/* refused before reading: reading items by path costs O(items) each */
+			if (p->k->n_refs + (size_t)n_sop > DH_KOS_MAX_REFS)
+				return refuse(p, "more than %d referenced instances", DH_KOS_MAX_REFS);
 			for (int m = 0; m < n_sop; m++) {
 				if (p->k->n_refs >= DH_KOS_MAX_REFS)
 					return refuse(p, "more than %d referenced instances", DH_KOS_MAX_REFS);
@@ -166,28 +185,54 @@ static int known_value_type(const char *vt)
 	return 0;
 }
 
-/* The content tree's first level (TID 2010 is flat): references and the observer's name. */
+/*
+ * The content tree's first level (TID 2010 is flat): references and the
+ * observer's name. Content references are collected in a list of their
+ * own (the evidence refs stay put for the sorted index), then appended
+ * once, without duplicates.
+ */
 static int read_content(parser *p, size_t n_evidence)
 {
 	char path[160], vt[32], v[257];
-	int n = dh_dcm_ds_count(p->ds, "(0040,A730)");
+	int n = dh_dcm_ds_count(p->ds, "(0040,A730)"), rc = -1;
+	sop_entry *idx = malloc((n_evidence ? n_evidence : 1) * sizeof(*idx));
+	size_t *found = malloc((n > 0 ? (size_t)n : 1) * sizeof(*found)), n_found = 0;
+	if (!idx || !found) {
+		p->oom = 1;
+		goto done;
+	}
+	if (n > 2 * DH_KOS_MAX_REFS) {
+		rc = refuse(p, "more than %d content items", 2 * DH_KOS_MAX_REFS);
+		goto done;
+	}
+	/* refs do not move until the loop below is over: idx may point into them */
+	for (size_t i = 0; i < n_evidence; i++) {
+		idx[i].sop = p->k->refs[i].sop_uid;
+		idx[i].i = i;
+	}
+	qsort(idx, n_evidence, sizeof(*idx), by_sop);
 	for (int i = 0; i < n; i++) {
 		snprintf(path, sizeof(path), "(0040,A730)[%d].(0040,A040)", i);
-		if (get(p, path, vt, sizeof(vt)))
-			return 1;
-		if (!vt[0])
-			return refuse(p, "%s: Value Type missing", path);
-		if (!known_value_type(vt))
-			return refuse(p, "%s: unknown Value Type '%s'", path, vt);
+		if ((rc = get(p, path, vt, sizeof(vt))))
+			goto done;
+		rc = 1;
+		if (!vt[0]) {
+			refuse(p, "%s: Value Type missing", path);
+			goto done;
+		}
+		if (!known_value_type(vt)) {
+			refuse(p, "%s: unknown Value Type '%s'", path, vt);
+			goto done;
+		}
 		if (strcmp(vt, "PNAME") == 0 && !p->k->author[0]) {
 			/* (DCM 121008) Person Observer Name */
 			snprintf(path, sizeof(path), "(0040,A730)[%d].(0040,A043)[0].(0008,0100)", i);
 			if (get(p, path, v, sizeof(v)))
-				return 1;
+				goto done;
 			if (strcmp(v, "121008") == 0) {
 				snprintf(path, sizeof(path), "(0040,A730)[%d].(0040,A123)", i);
 				if (get(p, path, p->k->author, sizeof(p->k->author)))
-					return 1;
+					goto done;
 			}
 		}
 		if (strcmp(vt, "IMAGE") != 0 && strcmp(vt, "COMPOSITE") != 0 && strcmp(vt, "WAVEFORM") != 0)
@@ -195,31 +240,39 @@ static int read_content(parser *p, size_t n_evidence)
 		char sop[65], cls[65];
 		snprintf(path, sizeof(path), "(0040,A730)[%d].(0008,1199)[0].(0008,1155)", i);
 		if (get_uid(p, path, sop))
-			return 1;
+			goto done;
 		snprintf(path, sizeof(path), "(0040,A730)[%d].(0008,1199)[0].(0008,1150)", i);
 		if (get_uid(p, path, cls))
-			return 1;
-		const dh_kos_ref *e = find_evidence(p->k, n_evidence, sop);
-		if (!e)
-			return refuse(p, "content item %d references %s, which the evidence sequence does not list",
-				      i + 1, sop);
-		if (strcmp(e->sop_class, cls) != 0)
-			return refuse(p, "content item %d gives %s another SOP class than the evidence", i + 1, sop);
-		int dup = 0;
-		for (size_t j = n_evidence; j < p->k->n_refs && !dup; j++)
-			dup = strcmp(p->k->refs[j].sop_uid, sop) == 0;
-		if (dup)
+			goto done;
+		const dh_kos_ref *e = find_evidence(p->k, idx, n_evidence, sop);
+		if (!e) {
+			refuse(p, "content item %d references %s, which the evidence sequence does not list", i + 1, sop);
+			goto done;
+		}
+		if (strcmp(e->sop_class, cls) != 0) {
+			refuse(p, "content item %d gives %s another SOP class than the evidence", i + 1, sop);
+			goto done;
+		}
+		found[n_found++] = (size_t)(e - p->k->refs);
+	}
+	/* each evidence ref the content names, once, in evidence order */
+	qsort(found, n_found, sizeof(*found), by_index);
+	for (size_t j = 0; j < n_found; j++) {
+		if (j && found[j] == found[j - 1])
 			continue;
-		if (p->k->n_refs >= 2 * (size_t)DH_KOS_MAX_REFS)
-			return refuse(p, "more than %d referenced instances", DH_KOS_MAX_REFS);
-		size_t ei = (size_t)(e - p->k->refs); /* add_ref may move the array */
-		dh_kos_ref *r = add_ref(p);
+		dh_kos_ref *r = add_ref(p); /* may move refs: found[] holds indexes */
 		if (!r)
-			return -1;
-		*r = p->k->refs[ei];
+			goto done;
+		*r = p->k->refs[found[j]];
 		r->origin = DH_KOS_CONTENT;
 	}
-	return 0;
+	rc = 0;
+done:
+	if (p->oom)
+		rc = -1;
+	free(idx);
+	free(found);
+	return rc;
 }
 
 int dh_kos_parse(const dh_dcm_ds *ds, dh_kos **out, char *why, size_t whylen)

@@ -26,8 +26,14 @@
 
 #define DH_KOS_SOP_CLASS "1.2.840.10008.5.1.4.1.1.88.59"
 
-/* A document with more references than this is refused (not registrable). */
-#define DH_KOS_MAX_REFS 100000
+/*
+ * A document with more evidence references than this (or more than twice
+ * as many content items) is refused (not registrable, so quarantined):
+ * DCMTK reads sequence items by path in time linear in the item's
+ * position, so parsing is quadratic (measured: 2.4 s at this limit with as
+ * many content items, 0.1 s for 5,000 + 5,000, 0.01 s for 1,000 + 1,000).
+ */
+#define DH_KOS_MAX_REFS 20000
 
 enum { DH_KOS_EVIDENCE = 0, DH_KOS_CONTENT = 1 };
 
