@@ -88,6 +88,7 @@ typedef struct {
 	char hub_sop_uid[65];     /* identity in the index (may be newly assigned) */
 	char old_file[1024];      /* overwritten file to remove after commit */
 	int stored;               /* the new file was renamed into the cache */
+	char quarantine_why[300]; /* a KOS whose registration was refused (ownership): quarantine it */
 	int unknown;              /* COMMIT failed: the outcome is not known */
 } decision;
 
@@ -550,9 +551,22 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 		if (!t->failed && qr_index_instance(t->c, ds, ppk, stpk, sepk, ipk, &t->err) < 0)
 			t->failed = 1;
 		/* a Key Object Selection document is registered with its own rows (hub/kos.c) */
+		int kr = 0;
 		if (!t->failed && kos &&
-		    kos_register(h, t->c, kos, ipk, sop_uid, study_uid, series_uid, source_ae, NULL, &t->err) < 0)
+		    (kr = kos_register(h, t->c, kos, ipk, sop_uid, study_uid, series_uid, source_ae, NULL, &t->err)) < 0)
 			t->failed = 1;
+		if (kr > 0) {
+			/* not this sender's to apply: nothing of it stays; the caller quarantines it */
+			snprintf(d->quarantine_why, sizeof(d->quarantine_why), "%.280s", t->err.msg);
+			t->err.msg[0] = '\0';
+			PQclear(PQexec(t->c, "ROLLBACK"));
+			if (rename(abs, tmp) < 0) {
+				DH_ERROR("cannot move %s back to %s: %s", abs, tmp, strerror(errno));
+				t->failed = 1;
+			}
+			d->stored = 0;
+			return t->failed ? -1 : 0;
+		}
 		/* an IOCM rejection note that came first keeps this object hidden */
 		int hidden = 0;
 		if (!t->failed && kos_hide_if_rejected(h, t->c, o->sop_uid, o->study_uid, study_uid, series_uid,
@@ -742,6 +756,11 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 							kos_why, &d)
 				    : index_object(h, &t, o, ds, kos, dh_dcm_assoc_calling_ae(a), tmp, rel, abs, size,
 						   md5, &d);
+		if (ir == 0 && d.quarantine_why[0] && !kos_why[0]) {
+			snprintf(kos_why, sizeof(kos_why), "%s", d.quarantine_why);
+			memset(&d, 0, sizeof(d));
+			ir = quarantine_object(&t, o, dh_dcm_assoc_calling_ae(a), tmp, rel, abs, size, md5, kos_why, &d);
+		}
 		int lost = ir < 0 && dh_db_conn_lost(t.c, &t.err);
 		dh_db_put(h->db, t.c, lost);
 		if (ir == 0) {

@@ -166,14 +166,31 @@ int kos_register(struct hub *h, PGconn *c, const dh_kos *k, const char *instance
 				 k->title_scheme, k->title_meaning);
 			/* current identities of what the note names: a cc may have moved them since */
 			const char *rp[3] = { p[3], p[1], sop_uid }; /* SOP UIDs, study UIDs */
-			r = dh_db_query(c, "SELECT DISTINCT st.study_uid, se.series_uid, i.sop_uid FROM instance i "
+			r = dh_db_query(c, "SELECT DISTINCT st.study_uid, se.series_uid, i.sop_uid, st.owner_spoke FROM instance i "
 					   "JOIN series se ON se.pk = i.series_fk JOIN study st ON st.pk = se.study_fk "
 					   "JOIN unnest($1::text[], $2::text[]) AS u(sop, st) "
 					   "ON (i.sop_uid = u.sop OR i.received_sop_uid = u.sop) "
 					   "AND (st.study_uid = u.st OR i.received_study_uid = u.st) "
 					   "WHERE i.sop_uid <> $3",
 					3, rp, err);
-			if (!r || hide_rows(h, c, r, reason, &n_hidden, err) < 0)
+			if (!r)
+				goto done;
+			/* as for a DELETE cc: only the owning spoke (or anyone, for a study no spoke owns) */
+			if (h->cfg.cc_enforce_ownership) {
+				const hub_spoke *sp = hub_config_spoke_of_ae(&h->cfg, source_ae);
+				for (int i = 0; i < PQntuples(r); i++) {
+					const char *owner = PQgetvalue(r, i, 3);
+					if (owner[0] && (!sp || strcmp(owner, sp->id) != 0)) {
+						snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", "");
+						snprintf(err->msg, sizeof(err->msg),
+							 "rejection note from %.16s for study %.64s, which spoke %.32s owns "
+							 "(cc.enforce_ownership)", source_ae, PQgetvalue(r, i, 0), owner);
+						rc = 1;
+						goto done;
+					}
+				}
+			}
+			if (hide_rows(h, c, r, reason, &n_hidden, err) < 0)
 				goto done;
 			char np[16];
 			snprintf(np, sizeof(np), "%d", n_hidden);
@@ -202,22 +219,34 @@ int kos_hide_if_rejected(struct hub *h, PGconn *c, const char *received_sop_uid,
 			 const char *study_uid, const char *series_uid, const char *sop_uid, int *hidden,
 			 dh_db_err *err)
 {
-	const char *p[2] = { received_sop_uid, received_study_uid };
 	char reason[400];
 	int rc = -1;
-	PGresult *r = dh_db_query(c, "SELECT d.sop_uid, d.title_code, d.title_scheme, d.title_meaning "
+	const char *sp3[3] = { received_sop_uid, received_study_uid, study_uid };
+	PGresult *r = dh_db_query(c, "SELECT d.sop_uid, d.title_code, d.title_scheme, d.title_meaning, d.source_ae, "
+				     "(SELECT owner_spoke FROM study WHERE study_uid = $3) "
 				     "FROM kos_reference r JOIN kos_document d ON d.pk = r.kos_fk "
-				     "WHERE d.rejection AND r.sop_uid = $1 AND r.study_uid = $2 ORDER BY d.pk LIMIT 1",
-				  2, p, err);
+				     "WHERE d.rejection AND r.sop_uid = $1 AND r.study_uid = $2 ORDER BY d.pk",
+				  3, sp3, err);
 	*hidden = 0;
 	if (!r)
 		return -1;
-	if (PQntuples(r) == 0) {
+	int row = -1;
+	for (int i = 0; i < PQntuples(r) && row < 0; i++) {
+		/* ownership as for a note received after the object (kos_register) */
+		const char *owner = PQgetvalue(r, i, 5);
+		const hub_spoke *sp = hub_config_spoke_of_ae(&h->cfg, PQgetvalue(r, i, 4));
+		if (!h->cfg.cc_enforce_ownership || !owner[0] || (sp && strcmp(sp->id, owner) == 0))
+			row = i;
+		else
+			DH_WARN("%s: rejection note %s from %s not applied: study %s is owned by spoke %s", sop_uid,
+				PQgetvalue(r, i, 0), PQgetvalue(r, i, 4), study_uid, owner);
+	}
+	if (row < 0) {
 		PQclear(r);
 		return 0;
 	}
-	snprintf(reason, sizeof(reason), "rejected by KOS %.64s before it arrived: (%.16s, %.16s) %.200s", PQgetvalue(r, 0, 0),
-		 PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 3));
+	snprintf(reason, sizeof(reason), "rejected by KOS %.64s before it arrived: (%.16s, %.16s) %.200s",
+		 PQgetvalue(r, row, 0), PQgetvalue(r, row, 1), PQgetvalue(r, row, 2), PQgetvalue(r, row, 3));
 	PQclear(r);
 
 	Dhcc__InstanceRef ref = DHCC__INSTANCE_REF__INIT, *one[1] = { &ref };

@@ -25,7 +25,11 @@ struct hub;
  * would (cc_apply_delete: rows to deleted_instance with a reason naming
  * the note); references not held yet stay in kos_reference, and
  * kos_hide_if_rejected hides them when they arrive. *hidden (may be NULL)
- * gets the number of instances hidden.
+ * gets the number of instances hidden. Under cc.enforce_ownership a note
+ * may only reject instances of studies no spoke owns or that the spoke of
+ * its sender (source_ae) owns, as for a DELETE cc: otherwise it returns 1
+ * with the reason in err->msg, having changed nothing the caller's
+ * rollback does not undo (the caller quarantines the note).
  */
 int kos_register(struct hub *h, PGconn *c, const dh_kos *k, const char *instance_pk, const char *sop_uid,
 		 const char *study_uid, const char *series_uid, const char *source_ae, int *hidden,

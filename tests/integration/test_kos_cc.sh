@@ -150,4 +150,16 @@ dh_assert_contains "$(dh_psql "SELECT reason FROM deleted_instance WHERE sop_uid
 	"hub: d6 hidden on arrival"
 dh_assert_contains "$(hc kos "$ST2")" "113037" "hubctl kos lists the note"
 dh_assert_eq 0 "$(dh_psql "SELECT count(*) FROM cc_log WHERE state <> 'applied'")" "no cc parked or refused"
+
+# ---- 3. a rejection note from someone else than the owning spoke: not applied, quarantined ----
+"$DH_PYTHON" "$MKKOS" "$T/rej3.dcm" "$T/in/d5.dcm" --title "113001:DCM:Rejected for Quality Reasons" >/dev/null
+REJ3=$(sop "$T/rej3.dcm")
+st=$(storescu -d -aet STORESCU -aec DCMHUB 127.0.0.1 "$HUB_PORT" "$T/rej3.dcm" 2>&1 |
+	sed -n 's/.*DIMSE Status *: 0x\([0-9a-fA-F]*\).*/\1/p' | tail -n 1)
+dh_assert_eq b007 "$(tr 'A-F' 'a-f' <<<"$st")" "note from a non-owner: kept with B007"
+dh_assert_contains "$(dh_psql "SELECT reason FROM quarantine WHERE sop_uid = '$REJ3'")" "which spoke SITE1 owns" \
+	"quarantined with the ownership reason"
+dh_assert_eq 0 "$(dh_psql "SELECT count(*) FROM kos_document WHERE sop_uid = '$REJ3'")" "not registered"
+agree "$ST2" 2 "the owner's instances stay visible"
+dh_assert_eq "$(cat "$T/ledger.txt")" "$(cat "$T/moved.txt")" "hub still equals the owning spoke's ledger"
 dh_pass
