@@ -87,7 +87,8 @@ static int print_json(PGconn *c, const char *sql, int n, const char *const *p)
 	return 0;
 }
 
-/* The current study of a document: its instance's, else (deleted) the one it came with. */
+/* The current study of a document: its instance's, else (deleted) the one it came with
+ * (both conditions indexed: kos_document_study_idx, and the study's KOS instances). */
 #define KOS_DOCS                                                                                              \
 	"SELECT k.pk, k.sop_uid, k.title_code, k.title_scheme, k.title_meaning, k.author, k.content_date, "    \
 	"k.content_time, k.rejection, k.hidden, k.source_ae, "                                                 \
@@ -96,7 +97,10 @@ static int print_json(PGconn *c, const char *sql, int n, const char *const *p)
 	"(SELECT count(*) FROM kos_reference r WHERE r.kos_fk = k.pk AND r.origin = 'evidence') AS n_refs "   \
 	"FROM kos_document k LEFT JOIN instance i ON i.pk = k.instance_pk "                                    \
 	"LEFT JOIN series se ON se.pk = i.series_fk LEFT JOIN study st ON st.pk = se.study_fk "                \
-	"WHERE COALESCE(st.study_uid, k.study_uid) = $1 "
+	"WHERE (k.study_uid = $1 OR k.instance_pk IN (SELECT i2.pk FROM study st2 JOIN series se2 "               \
+	"ON se2.study_fk = st2.pk JOIN instance i2 ON i2.series_fk = se2.pk WHERE st2.study_uid = $1 "          \
+	"AND i2.sop_class_uid = '1.2.840.10008.5.1.4.1.1.88.59')) "                                             \
+	"AND COALESCE(st.study_uid, k.study_uid) = $1 "
 
 static int cmd_kos(PGconn *c, const char *study, int json)
 {
