@@ -304,6 +304,7 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 {
 	char study_uid[DH_UID_MAX + 1], series_uid[DH_UID_MAX + 1], sop_uid[DH_UID_MAX + 1];
 	char study_acc[TXT] = "", ppk[32], stpk[32], sepk[32], size_s[32];
+	char reg_pk[32] = ""; /* the instance row a KOS registers with (new, overwritten or reconciled) */
 	int coerced = 0;
 	PGresult *r = NULL;
 
@@ -377,6 +378,7 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 			  10, up);
 			d->status = ST_SUCCESS;
 			snprintf(d->hub_sop_uid, sizeof(d->hub_sop_uid), "%s", o->sop_uid);
+			snprintf(reg_pk, sizeof(reg_pk), "%s", PQgetvalue(r, reconcile, 0));
 			DH_INFO("%s from spoke %s is the object its change produced: stored as its bytes", o->sop_uid,
 				sp->id);
 			PQclear(r);
@@ -422,6 +424,7 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 				  6, up);
 				d->status = coerced ? ST_COERCED : ST_SUCCESS;
 				snprintf(d->hub_sop_uid, sizeof(d->hub_sop_uid), "%s", o->sop_uid);
+				snprintf(reg_pk, sizeof(reg_pk), "%s", PQgetvalue(r, same, 0));
 				DH_INFO("duplicate %s in study %s overwritten (MD5 differs)", o->sop_uid, study_uid);
 			}
 			PQclear(r);
@@ -550,23 +553,7 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 		      "RETURNING pk", 15, p, ipk, sizeof(ipk));
 		if (!t->failed && qr_index_instance(t->c, ds, ppk, stpk, sepk, ipk, &t->err) < 0)
 			t->failed = 1;
-		/* a Key Object Selection document is registered with its own rows (hub/kos.c) */
-		int kr = 0;
-		if (!t->failed && kos &&
-		    (kr = kos_register(h, t->c, kos, ipk, sop_uid, study_uid, series_uid, source_ae, NULL, &t->err)) < 0)
-			t->failed = 1;
-		if (kr > 0) {
-			/* not this sender's to apply: nothing of it stays; the caller quarantines it */
-			snprintf(d->quarantine_why, sizeof(d->quarantine_why), "%.280s", t->err.msg);
-			t->err.msg[0] = '\0';
-			PQclear(PQexec(t->c, "ROLLBACK"));
-			if (rename(abs, tmp) < 0) {
-				DH_ERROR("cannot move %s back to %s: %s", abs, tmp, strerror(errno));
-				t->failed = 1;
-			}
-			d->stored = 0;
-			return t->failed ? -1 : 0;
-		}
+		snprintf(reg_pk, sizeof(reg_pk), "%s", ipk);
 		/* an IOCM rejection note that came first keeps this object hidden */
 		int hidden = 0;
 		if (!t->failed && kos_hide_if_rejected(h, t->c, o->sop_uid, o->study_uid, study_uid, series_uid,
@@ -579,6 +566,30 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 
 	snprintf(d->hub_sop_uid, sizeof(d->hub_sop_uid), "%s", sop_uid);
 commit:
+	/* a Key Object Selection document is registered with its own rows (hub/kos.c); new content
+	 * of an instance (overwrite, reconcile) replaces its registration */
+	if (!t->failed && kos && reg_pk[0]) {
+		const char *kp[1] = { reg_pk };
+		x(t, "DELETE FROM kos_document WHERE instance_pk = $1::bigint", 1, kp);
+		int kr = t->failed ? -1
+				   : kos_register(h, t->c, kos, reg_pk, d->hub_sop_uid, study_uid, series_uid, source_ae,
+						  NULL, &t->err);
+		if (kr < 0)
+			t->failed = 1;
+		if (kr > 0) {
+			/* not this sender's to apply: nothing of it stays; the caller quarantines it */
+			snprintf(d->quarantine_why, sizeof(d->quarantine_why), "%.280s", t->err.msg);
+			t->err.msg[0] = '\0';
+			PQclear(PQexec(t->c, "ROLLBACK"));
+			if (d->stored && rename(abs, tmp) < 0) {
+				DH_ERROR("cannot move %s back to %s: %s", abs, tmp, strerror(errno));
+				t->failed = 1;
+			}
+			d->stored = 0;
+			d->old_file[0] = '\0';
+			return t->failed ? -1 : 0;
+		}
+	}
 	if (!t->failed && t->pre_commit && t->pre_commit(t->c, t->pre_arg, &t->err) < 0)
 		t->failed = 1;
 	if (t->failed)

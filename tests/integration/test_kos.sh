@@ -216,4 +216,17 @@ agree 7 "after the second note"
 # the rejection note of the quality case, sent again: nothing changes
 dh_assert_eq 0110 "$(store "$T/rej.dcm")" "rejection note resent: the duplicate policy answers"
 agree 7 "after the resend"
+
+# ---- 5. new content for a registered KOS (duplicate_policy = overwrite) replaces its registration ----
+dh_hub_stop
+dh_hub_config "[qr]" "pending_interval = 0" "[remote.DEST]" "host = 127.0.0.1" "port = $DEST_PORT" \
+	"[storage]" "duplicate_policy = overwrite"
+dh_hub_start
+dh_variant "$T/k1.dcm" "$T/k1b.dcm" -m "(0040,A043)[0].(0008,0100)=TEST01" -m "(0040,A043)[0].(0008,0102)=99TEST" \
+	-m "(0040,A043)[0].(0008,0104)=For Surgery"
+dh_assert_eq 0000 "$(store "$T/k1b.dcm")" "corrected KOS overwrites"
+dh_assert_eq "TEST01|99TEST|For Surgery" \
+	"$(dh_psql "SELECT title_code, title_scheme, title_meaning FROM kos_document WHERE sop_uid = '$K1'")" \
+	"one registration, with the new title"
+agree 7 "after the overwrite"
 dh_pass
