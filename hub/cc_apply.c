@@ -354,7 +354,8 @@ static void drop_empty(ctx *t, const char *studies)
  */
 static void tombstone(ctx *t, const char *pks, const char *reason)
 {
-	const char *p[3] = { pks, t->cc_pk, reason };
+	/* no cc behind a deletion made outside a cc (cc_apply_delete): cc_fk NULL */
+	const char *p[3] = { pks, t->cc_pk[0] ? t->cc_pk : NULL, reason };
 	x(t, "WITH ins AS (INSERT INTO deleted_instance (pk, sop_uid, series_uid, study_uid, patient_id, "
 	     "sop_class_uid, md5, file_path, tar_fk, tar_offset, tar_size, source_ae, received_at, cc_fk, reason) "
 	     "SELECT i.pk, i.sop_uid, se.series_uid, st.study_uid, p.patient_id, i.sop_class_uid, i.md5, "
@@ -946,7 +947,14 @@ static void apply_segment(ctx *t, const Dhcc__Segment *s)
 	sb_free(&st);
 }
 
+static void apply_delete_why(ctx *t, const Dhcc__Delete *d, const char *reason, int *n_deleted);
+
 static void apply_delete(ctx *t, const Dhcc__Delete *d)
+{
+	apply_delete_why(t, d, "deleted at the spoke", NULL);
+}
+
+static void apply_delete_why(ctx *t, const Dhcc__Delete *d, const char *reason, int *n_deleted)
 {
 	sbuf sts = { 0 }, ses = { 0 }, sops = { 0 }, lock_se = { 0 };
 	char *pks = NULL, *studies = NULL;
@@ -975,8 +983,15 @@ static void apply_delete(ctx *t, const Dhcc__Delete *d)
 	}
 	PQclear(r);
 	if (!bad(t) && pks && strcmp(pks, "{}") != 0) {
-		tombstone(t, pks, "deleted at the spoke");
+		tombstone(t, pks, reason);
 		drop_empty(t, studies);
+		if (n_deleted && !bad(t)) {
+			/* pks is an array literal "{1,2,3}": commas + 1 */
+			int n = 1;
+			for (const char *s = pks; *s; s++)
+				n += *s == ',';
+			*n_deleted = n;
+		}
 	}
 	free(pks);
 	free(studies);
@@ -984,6 +999,25 @@ static void apply_delete(ctx *t, const Dhcc__Delete *d)
 	sb_free(&ses);
 	sb_free(&sops);
 	sb_free(&lock_se);
+}
+
+int cc_apply_delete(struct hub *h, PGconn *c, const Dhcc__Delete *d, const char *reason, int *n_deleted,
+		    dh_db_err *err)
+{
+	ctx t;
+	memset(&t, 0, sizeof(t));
+	t.h = h;
+	t.c = c;
+	if (n_deleted)
+		*n_deleted = 0;
+	apply_delete_why(&t, d, reason, n_deleted);
+	if (bad(&t)) {
+		*err = t.err;
+		if (t.refused)
+			snprintf(err->msg, sizeof(err->msg), "%s", t.why);
+		return -1;
+	}
+	return 0;
 }
 
 static void apply_fixup(ctx *t, const Dhcc__UidFixup *f)

@@ -95,6 +95,17 @@ typedef struct {
  */
 int cc_apply_operator(struct hub *h, const char *pk, const cc_operator_req *req, char state[16], char *why,
 		      size_t whylen);
+/*
+ * Applies a DELETE to the index inside the caller's open transaction on c,
+ * exactly as a DELETE cc is applied (same series locks, rows moved to
+ * deleted_instance with reason and no cc, empty series/studies/patients
+ * removed), for deletions that come from elsewhere (an IOCM rejection
+ * note, hub/kos.c). Objects of d not in the index are skipped. *n_deleted
+ * (may be NULL) gets the number of instances removed. Returns 0, or -1
+ * with err (the caller rolls back).
+ */
+int cc_apply_delete(struct hub *h, PGconn *c, const Dhcc__Delete *d, const char *reason, int *n_deleted,
+		    dh_db_err *err);
 
 /* Starts/stops the ZeroMQ receiver (does nothing when cc.secret_key_file is empty). */
 int cc_recv_start(struct hub *h);

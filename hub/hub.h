@@ -63,6 +63,19 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd);
  */
 int ingest_prepare_cache(const hub *h);
 
+/*
+ * Indexes a file already in the cache (rel, relative to storage.cache_dir)
+ * exactly as ingest would, received from source_ae but without Key Object
+ * registration (hubctl quarantine release). fn (may be NULL) runs in the
+ * same transaction just before COMMIT; its failure rolls everything back.
+ * c is an idle connection. Returns 0 when the object is in the index
+ * (*status 0000 or B000), 1 when the index refused it (*status and comment
+ * say why, e.g. a duplicate; nothing changed), -1 on error (err).
+ */
+typedef int (*ingest_pre_commit)(PGconn *c, void *arg, dh_db_err *err);
+int ingest_register_file(hub *h, PGconn *c, const char *rel, const char *source_ae, ingest_pre_commit fn,
+			 void *arg, unsigned int *status, char *comment, size_t clen, dh_db_err *err);
+
 /* ---- stgcmt.c: storage commitment SCP ---- */
 
 int stgcmt_start(hub *h);                 /* starts the delivery worker */

@@ -13,6 +13,7 @@
 #include "hubctl_history.h"
 #include "hubctl_status.h"
 #include "hubctl_verify.h"
+#include "hubctl_kos.h"
 #include "log.h"
 
 #include <errno.h>
@@ -53,6 +54,9 @@ static void usage(FILE *out)
 		"                 act on an item; recorded with who, when, why and the outcome\n"
 		"  history STUDY_UID\n"
 		"                 the study's story on the hub in time order (old UIDs work too)\n"
+		"  kos STUDY_UID  the study's Key Object Selection documents (hubctl kos --help)\n"
+		"  quarantine list|show|release|discard [ID] [--reason TEXT] [--operator NAME]\n"
+		"                 objects kept but not shown (hubctl quarantine --help)\n"
 		"  keygen [--secret-file PATH]\n"
 		"                 make the hub's CURVE key pair: writes the secret key to PATH\n"
 		"                 (default cc.secret_key_file; mode 0600, never overwritten)\n"
@@ -155,6 +159,9 @@ int main(int argc, char **argv)
 	char err[512];
 	int o, rc = 2;
 
+	/* kos and quarantine parse their own options (--reason, --operator) */
+	if (hubctl_kos_command_of(argc, argv))
+		return hubctl_kos_main(argc, argv);
 	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'c': path = optarg; break;

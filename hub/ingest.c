@@ -48,6 +48,7 @@
 #include "dsmd5.h"
 #include "durable.h"
 #include "hash.h"
+#include "kos.h"
 #include "log.h"
 #include "qr_index.h"
 #include "uid.h"
@@ -66,6 +67,7 @@
 #define ST_MISMATCH 0xA900
 #define ST_PROCESSING_FAILURE 0x0110
 #define ST_COERCED 0xB000
+#define ST_QUARANTINED 0xB007 /* Warning: Data Set does not match SOP Class (kept, quarantined) */
 
 #define TXT 1024
 
@@ -87,6 +89,7 @@ typedef struct {
 	char hub_sop_uid[65];     /* identity in the index (may be newly assigned) */
 	char old_file[1024];      /* overwritten file to remove after commit */
 	int stored;               /* the new file was renamed into the cache */
+	char quarantine_why[300]; /* a KOS whose registration was refused (ownership): quarantine it */
 	int unknown;              /* COMMIT failed: the outcome is not known */
 } decision;
 
@@ -225,6 +228,8 @@ typedef struct {
 	PGconn *c;
 	dh_db_err err;
 	int failed;
+	ingest_pre_commit pre_commit; /* ingest_register_file's: runs just before COMMIT */
+	void *pre_arg;
 } tx;
 
 /* Runs a query inside the transaction; after the first failure every call is a no-op. */
@@ -294,15 +299,16 @@ static void remap_uid(tx *t, const char *kind, const char *old_uid, const char *
  * rel/abs the final cache path. Fills d; returns 0 when the transaction
  * committed (or nothing needed committing), -1 on a database error (t->err).
  */
-static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, const char *source_ae,
-			const char *tmp, const char *rel, const char *abs, long long size, const char *md5,
-			decision *d)
+static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, const dh_kos *kos,
+			const char *source_ae, const char *tmp, const char *rel, const char *abs, long long size,
+			const char *md5, decision *d)
 {
 	/* the data set's MD5 (verify compares it with the spoke's; '' unknown) */
 	char dsmd5[DH_MD5_HEX_LEN + 1];
 	(void)dh_dsmd5_file(tmp, dsmd5);
 	char study_uid[DH_UID_MAX + 1], series_uid[DH_UID_MAX + 1], sop_uid[DH_UID_MAX + 1];
 	char study_acc[TXT] = "", ppk[32], stpk[32], sepk[32], size_s[32];
+	char reg_pk[32] = ""; /* the instance row a KOS registers with (new, overwritten or reconciled) */
 	int coerced = 0;
 	PGresult *r = NULL;
 
@@ -376,6 +382,7 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 			  11, up);
 			d->status = ST_SUCCESS;
 			snprintf(d->hub_sop_uid, sizeof(d->hub_sop_uid), "%s", o->sop_uid);
+			snprintf(reg_pk, sizeof(reg_pk), "%s", PQgetvalue(r, reconcile, 0));
 			DH_INFO("%s from spoke %s is the object its change produced: stored as its bytes", o->sop_uid,
 				sp->id);
 			PQclear(r);
@@ -421,6 +428,7 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 				  7, up);
 				d->status = coerced ? ST_COERCED : ST_SUCCESS;
 				snprintf(d->hub_sop_uid, sizeof(d->hub_sop_uid), "%s", o->sop_uid);
+				snprintf(reg_pk, sizeof(reg_pk), "%s", PQgetvalue(r, same, 0));
 				DH_INFO("duplicate %s in study %s overwritten (MD5 differs)", o->sop_uid, study_uid);
 			}
 			PQclear(r);
@@ -429,6 +437,25 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 				goto commit;
 			x(t, "ROLLBACK", 0, NULL);
 			return t->failed ? -1 : 0;
+		}
+		/*
+		 * A spoke sending again an object the hub deleted (a DELETE cc, an
+		 * operator, an IOCM rejection note; e.g. a lost storage-commitment
+		 * result): the same bytes must not come back visible (seeds
+		 * kb-119333/kb-119341). Accepted, nothing stored.
+		 */
+		if (r && sp && same < 0 && !t->failed) {
+			const char *dp[2] = { o->sop_uid, md5 };
+			char why_deleted[300] = "";
+			if (q1(t, "SELECT reason FROM deleted_instance WHERE sop_uid = $1 AND md5 = $2 LIMIT 1", 2, dp,
+			       why_deleted, sizeof(why_deleted)) > 0) {
+				d->status = ST_SUCCESS;
+				DH_INFO("%s from spoke %s was deleted here (%s): resend accepted, not shown again",
+					o->sop_uid, sp->id, why_deleted);
+				PQclear(r);
+				x(t, "ROLLBACK", 0, NULL);
+				return t->failed ? -1 : 0;
+			}
 		}
 		if (r && PQntuples(r) > 0) {
 			remap_uid(t, "sop", o->sop_uid, study_uid, o->accession, source_ae,
@@ -530,6 +557,12 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 		      "RETURNING pk", 16, p, ipk, sizeof(ipk));
 		if (!t->failed && qr_index_instance(t->c, ds, ppk, stpk, sepk, ipk, &t->err) < 0)
 			t->failed = 1;
+		snprintf(reg_pk, sizeof(reg_pk), "%s", ipk);
+		/* an IOCM rejection note that came first keeps this object hidden */
+		int hidden = 0;
+		if (!t->failed && kos_hide_if_rejected(h, t->c, o->sop_uid, o->study_uid, study_uid, series_uid,
+						       sop_uid, &hidden, &t->err) < 0)
+			t->failed = 1;
 	}
 	d->status = coerced ? ST_COERCED : ST_SUCCESS;
 	if (coerced)
@@ -537,6 +570,34 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 
 	snprintf(d->hub_sop_uid, sizeof(d->hub_sop_uid), "%s", sop_uid);
 commit:
+	/* a Key Object Selection document is registered with its own rows (hub/kos.c); new content
+	 * of an instance (overwrite, reconcile) replaces its registration */
+	if (!t->failed && kos && reg_pk[0]) {
+		const char *kp[1] = { reg_pk };
+		x(t, "DELETE FROM kos_document WHERE instance_pk = $1::bigint", 1, kp);
+		int kr = t->failed ? -1
+				   : kos_register(h, t->c, kos, reg_pk, d->hub_sop_uid, study_uid, series_uid, source_ae,
+						  NULL, &t->err);
+		if (kr < 0)
+			t->failed = 1;
+		if (kr > 0) {
+			/* not this sender's to apply: nothing of it stays; the caller quarantines it */
+			snprintf(d->quarantine_why, sizeof(d->quarantine_why), "%.280s", t->err.msg);
+			t->err.msg[0] = '\0';
+			PQclear(PQexec(t->c, "ROLLBACK"));
+			if (d->stored && rename(abs, tmp) < 0) {
+				DH_ERROR("cannot move %s back to %s: %s", abs, tmp, strerror(errno));
+				t->failed = 1;
+			}
+			d->stored = 0;
+			d->old_file[0] = '\0';
+			return t->failed ? -1 : 0;
+		}
+	}
+	if (!t->failed && t->pre_commit && t->pre_commit(t->c, t->pre_arg, &t->err) < 0)
+		t->failed = 1;
+	if (t->failed)
+		goto rollback;
 	x(t, "COMMIT", 0, NULL);
 	if (!t->failed)
 		return 0;
@@ -561,6 +622,58 @@ rollback:
 	return -1;
 }
 
+/*
+ * A Key Object Selection document that cannot be registered (why): kept
+ * durably in the cache, recorded in quarantine, never in the index (no
+ * C-FIND, C-MOVE or count sees it). Same advisory lock as index_object. A
+ * resend of an open item (same SOP UID and MD5) stores nothing twice.
+ */
+static int quarantine_object(tx *t, const obj_attrs *o, const char *source_ae, const char *tmp, const char *rel,
+			     const char *abs, long long size, const char *md5, const char *why, decision *d)
+{
+	char pk[32];
+	int resend = 0;
+	const kos_quarantine_item qi = { o->sop_uid, o->sop_class, o->study_uid, o->series_uid, o->patient_id,
+					 source_ae, o->ts, rel, md5, why, size };
+	x(t, "BEGIN", 0, NULL);
+	{
+		const char *p[1] = { o->sop_uid };
+		x(t, "SELECT pg_advisory_xact_lock(7243002, hashtext($1))", 1, p);
+	}
+	if (t->failed || kos_quarantine_add(t->c, &qi, &resend, pk, &t->err) < 0) {
+		t->failed = 1;
+		goto rollback;
+	}
+	d->status = ST_QUARANTINED;
+	snprintf(d->comment, sizeof(d->comment), "stored in quarantine: KOS not registrable");
+	if (resend) {
+		DH_INFO("%s resent: already in quarantine (item %s)", o->sop_uid, pk);
+		x(t, "ROLLBACK", 0, NULL);
+		return t->failed ? -1 : 0;
+	}
+	if (commit_file(tmp, abs) < 0) {
+		t->failed = 1;
+		snprintf(t->err.msg, sizeof(t->err.msg), "cannot move object into cache: %s", strerror(errno));
+		goto rollback;
+	}
+	d->stored = 1;
+	x(t, "COMMIT", 0, NULL);
+	if (!t->failed) {
+		DH_WARN("quarantined %s from %s (item %s): %s", o->sop_uid, source_ae, pk, why);
+		return 0;
+	}
+	d->unknown = 1; /* as in index_object: the file stays, it may be recorded */
+	return -1;
+rollback:
+	PQclear(PQexec(t->c, "ROLLBACK"));
+	if (d->stored) {
+		if (rename(abs, tmp) < 0)
+			DH_ERROR("cannot move %s back to %s: %s", abs, tmp, strerror(errno));
+		d->stored = 0;
+	}
+	return -1;
+}
+
 int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 {
 	const int timeout = (int)h->cfg.dimse_timeout;
@@ -569,6 +682,8 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 	decision d;
 	obj_attrs *o = NULL;
 	dh_dcm_ds *ds = NULL;
+	dh_kos *kos = NULL;
+	char kos_why[300] = "";
 	long long size = 0;
 	uint64_t free_bytes = 0;
 	int rc = 0;
@@ -621,6 +736,11 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 			o->sop_class, o->sop_uid);
 		goto respond;
 	}
+	/* a KOS is registered with the object, or quarantined when it cannot be (kos_why set) */
+	if (dh_kos_is_kos(o->sop_class) && dh_kos_parse(ds, &kos, kos_why, sizeof(kos_why)) < 0) {
+		snprintf(d.comment, sizeof(d.comment), "out of memory");
+		goto respond;
+	}
 	if (hash_and_sync(tmp, md5, &size) < 0) {
 		int e = errno;
 		d.status = (e == ENOSPC || e == EDQUOT) ? ST_OUT_OF_RESOURCES : ST_PROCESSING_FAILURE;
@@ -647,7 +767,15 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 			break;
 		}
 		memset(&d, 0, sizeof(d));
-		int ir = index_object(h, &t, o, ds, dh_dcm_assoc_calling_ae(a), tmp, rel, abs, size, md5, &d);
+		int ir = kos_why[0] ? quarantine_object(&t, o, dh_dcm_assoc_calling_ae(a), tmp, rel, abs, size, md5,
+							kos_why, &d)
+				    : index_object(h, &t, o, ds, kos, dh_dcm_assoc_calling_ae(a), tmp, rel, abs, size,
+						   md5, &d);
+		if (ir == 0 && d.quarantine_why[0] && !kos_why[0]) {
+			snprintf(kos_why, sizeof(kos_why), "%s", d.quarantine_why);
+			memset(&d, 0, sizeof(d));
+			ir = quarantine_object(&t, o, dh_dcm_assoc_calling_ae(a), tmp, rel, abs, size, md5, kos_why, &d);
+		}
 		int lost = ir < 0 && dh_db_conn_lost(t.c, &t.err);
 		dh_db_put(h->db, t.c, lost);
 		if (ir == 0) {
@@ -686,6 +814,58 @@ respond:
 done:
 	if (tmp[0])
 		unlink(tmp);
+	dh_dcm_ds_free(ds);
+	dh_kos_free(kos);
+	free(o);
+	return rc;
+}
+
+int ingest_register_file(hub *h, PGconn *c, const char *rel, const char *source_ae, ingest_pre_commit fn,
+			 void *arg, unsigned int *status, char *comment, size_t clen, dh_db_err *err)
+{
+	char abs[1200], md5[DH_MD5_HEX_LEN + 1], why[512];
+	obj_attrs *o = NULL;
+	dh_dcm_ds *ds = NULL;
+	long long size = 0;
+	decision d;
+	tx t;
+	int rc = -1;
+
+	memset(&d, 0, sizeof(d));
+	memset(&t, 0, sizeof(t));
+	*status = ST_PROCESSING_FAILURE;
+	comment[0] = '\0';
+	snprintf(abs, sizeof(abs), "%s/%s", h->cfg.cache_dir, rel);
+	if (!(o = calloc(1, sizeof(*o)))) {
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		goto done;
+	}
+	if (dh_dcm_ds_load(abs, &ds, why, sizeof(why)) != DH_DCM_OK) {
+		snprintf(err->msg, sizeof(err->msg), "%.200s: %.250s", rel, why);
+		goto done;
+	}
+	read_attrs(ds, o);
+	if (hash_and_sync(abs, md5, &size) < 0) {
+		snprintf(err->msg, sizeof(err->msg), "%.200s: %s", rel, strerror(errno));
+		goto done;
+	}
+	t.c = c;
+	t.pre_commit = fn;
+	t.pre_arg = arg;
+	/* the file is already at its place in the cache: "moving" it there is a no-op */
+	if (index_object(h, &t, o, ds, NULL, source_ae, abs, rel, abs, size, md5, &d) < 0) {
+		*err = t.err;
+		goto done;
+	}
+	*status = d.status;
+	snprintf(comment, clen, "%s", d.comment);
+	if (d.stored && d.old_file[0]) {
+		char old[1200];
+		snprintf(old, sizeof(old), "%s/%s", h->cfg.cache_dir, d.old_file);
+		unlink(old);
+	}
+	rc = d.stored ? 0 : 1;
+done:
 	dh_dcm_ds_free(ds);
 	free(o);
 	return rc;

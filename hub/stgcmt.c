@@ -186,10 +186,14 @@ static int evaluate(hub *h, PGconn *c, const char *txn, dh_dcm_ds *info, dh_db_e
 {
 	const char *p[1] = { txn };
 	PGresult *r = dh_db_query(c,
-		"SELECT it.seq, it.sop_class_uid, it.sop_uid, i.sop_class_uid, i.pk, i.md5 "
+		"SELECT it.seq, it.sop_class_uid, it.sop_uid, i.sop_class_uid, i.pk, i.md5, k.sop_class_uid "
 		"FROM stgcmt_item it LEFT JOIN LATERAL (SELECT pk, sop_class_uid, md5 FROM instance "
 		"  WHERE sop_uid = it.sop_uid OR received_sop_uid = it.sop_uid "
 		"  ORDER BY (sop_uid = it.sop_uid) DESC LIMIT 1) i ON true "
+		/* kept but not shown (quarantined, or deleted/rejected at the hub): held, so committed */
+		"LEFT JOIN LATERAL (SELECT sop_class_uid FROM quarantine WHERE sop_uid = it.sop_uid "
+		"  AND state = 'quarantined' UNION ALL SELECT sop_class_uid FROM deleted_instance "
+		"  WHERE sop_uid = it.sop_uid LIMIT 1) k ON true "
 		"WHERE it.transaction_uid = $1 ORDER BY it.seq", 1, p, err);
 	if (!r)
 		return -1;
@@ -200,7 +204,9 @@ static int evaluate(hub *h, PGconn *c, const char *txn, dh_dcm_ds *info, dh_db_e
 	for (int i = 0; i < PQntuples(r); i++) {
 		const char *cls = PQgetvalue(r, i, 1), *inst = PQgetvalue(r, i, 2);
 		int reason_code = 0;
-		if (PQgetisnull(r, i, 3)) {
+		if (PQgetisnull(r, i, 3) && !PQgetisnull(r, i, 6) && strcmp(PQgetvalue(r, i, 6), cls) == 0) {
+			/* held but not shown: a resend would only be stored and hidden again (seeds kb-119333) */
+		} else if (PQgetisnull(r, i, 3)) {
 			reason_code = 0x0112; /* no such object instance */
 		} else if (strcmp(PQgetvalue(r, i, 3), cls) != 0) {
 			reason_code = 0x0119; /* class / instance conflict */

@@ -697,6 +697,64 @@ static int insert_object(tx *t, const capture_object_info *o)
 		       25, p);
 }
 
+/* A PostgreSQL array literal of UIDs (digits and dots only: no quoting needed); malloc'd or NULL. */
+static char *uid_array(const char *const *v, size_t n)
+{
+	size_t len = 3;
+	for (size_t i = 0; i < n; i++) {
+		if (!dh_uid_valid(v[i]))
+			return NULL;
+		len += strlen(v[i]) + 1;
+	}
+	char *s = malloc(len), *p = s;
+	if (!s)
+		return NULL;
+	*p++ = '{';
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, "%s%s", i ? "," : "", v[i]);
+	strcpy(p, "}");
+	return s;
+}
+
+/*
+ * IOCM, in the transaction that records the new object o: a rejection
+ * note hides the live rows it names and is remembered; an object rejected
+ * before it came is recorded as deleted at once.
+ */
+static int object_iocm(tx *t, const capture_object_info *o)
+{
+	int rc = -1;
+	char *sops = NULL, *studies = NULL;
+	if (o->n_rejected) {
+		sops = uid_array(o->rejected_sops, o->n_rejected);
+		studies = uid_array(o->rejected_studies, o->n_rejected);
+		if (!sops || !studies) {
+			tx_fail(t, "rejection note %s: invalid or too many references", nz(o->sop_uid));
+			goto done;
+		}
+		const char *p[4] = { sops, studies, nz(o->sop_uid), nz(o->rejection_code) };
+		if (tx_exec(t, "INSERT INTO rejected_instance (sop_uid, study_uid, note_sop_uid, title_code) "
+			       "SELECT DISTINCT u.sop, u.st, $3, $4 FROM unnest($1::text[], $2::text[]) AS u(sop, st) "
+			       "ON CONFLICT DO NOTHING", 4, p) != 0 ||
+		    tx_exec(t, "UPDATE ledger_instance l SET deleted_at = now() FROM unnest($1::text[], $2::text[]) "
+			       "AS u(sop, st) WHERE l.deleted_at IS NULL AND l.sop_uid = u.sop AND l.study_uid = u.st",
+			    2, p) != 0)
+			goto done;
+	}
+	{
+		const char *p[2] = { nz(o->sop_uid), nz(o->study_uid) };
+		if (tx_exec(t, "UPDATE ledger_instance l SET deleted_at = now() WHERE l.deleted_at IS NULL "
+			       "AND l.sop_uid = $1 AND l.study_uid = $2 AND EXISTS (SELECT 1 FROM rejected_instance r "
+			       "WHERE r.sop_uid = $1 AND r.study_uid = $2)", 2, p) != 0)
+			goto done;
+	}
+	rc = 0;
+done:
+	free(sops);
+	free(studies);
+	return rc;
+}
+
 /* Records one ATTRIBUTE_CHANGE of row r's values against ov[lo..hi). */
 static int object_change(tx *t, int level, const lrow *r, const char *const *ov, int lo, int hi,
 			 const strlist *studies)
@@ -889,7 +947,7 @@ int capture_object(PGconn *c, const spoke_config *cfg, const capture_object_info
 		if (strcmp(held.r[i].study, o->study_uid) == 0)
 			same = &held.r[i];
 	if (held.n == 0) {
-		if (insert_object(&t, o) != 0)
+		if (insert_object(&t, o) != 0 || object_iocm(&t, o) != 0)
 			goto done;
 		*v = CAPTURE_NEW;
 	} else if (same && strcmp(same->series, o->series_uid) != 0) {
@@ -912,7 +970,7 @@ int capture_object(PGconn *c, const spoke_config *cfg, const capture_object_info
 			snprintf(why, whylen, "SOP instance %s was held in study %s; moved to study %s (split)",
 				 o->sop_uid, held.r[0].study, o->study_uid);
 	} else if (cfg->sop_conflict == SPOKE_CONFLICT_FORWARD) {
-		if (insert_object(&t, o) != 0)
+		if (insert_object(&t, o) != 0 || object_iocm(&t, o) != 0)
 			goto done;
 		*v = CAPTURE_NEW;
 		if (why && whylen)

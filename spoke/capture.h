@@ -47,6 +47,18 @@ typedef struct {
 	const char *md5;       /* 32 hex digits */
 	const char *source_ae; /* calling AE title */
 	const char *dataset_md5; /* MD5 of the data set without File Meta (common/dsmd5.h); NULL/"" unknown */
+	/*
+	 * An IHE IOCM rejection note (hub and spoke read it with
+	 * common/kosdoc.h): the instances it rejects, as (SOP UID, study UID)
+	 * pairs of valid UIDs, and its title code. When the note is recorded
+	 * as a new object, the live ledger rows of these instances get
+	 * deleted_at (no cc: the note itself is forwarded, and the hub hides
+	 * the same instances when it registers it) and the pairs are kept in
+	 * rejected_instance. n_rejected 0: not a rejection note.
+	 */
+	const char *const *rejected_sops, *const *rejected_studies;
+	size_t n_rejected;
+	const char *rejection_code;
 } capture_object_info;
 
 typedef enum {
@@ -58,7 +70,10 @@ typedef enum {
 } capture_verdict;
 
 /*
- * Records a received object in the ledger (see capture_verdict). why gets
+ * Records a received object in the ledger (see capture_verdict). A new
+ * object that a rejection note already rejected (rejected_instance) is
+ * recorded as deleted at once; it is still forwarded (the hub hides it
+ * too, and must hold what the spoke holds). why gets
  * a sentence for logs and for the Error Comment of a rejection. Returns 0,
  * or -1 on a database error (message in err; nothing recorded).
  *

@@ -27,6 +27,7 @@
 #include "dsmd5.h"
 #include "durable.h"
 #include "hash.h"
+#include "kosdoc.h"
 #include "log.h"
 #include "uid.h"
 
@@ -284,6 +285,9 @@ static int store(spoke *s, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 	long long size = 0;
 	int rc = 0, r, unknown = 0;
 	capture_verdict v = CAPTURE_NEW;
+	dh_kos *kos = NULL;
+	const char **rej_sops = NULL, **rej_studies = NULL;
+	size_t n_rej = 0;
 
 	if (dh_uuid_generate(uuid) < 0 || !(o = calloc(1, sizeof(*o)))) {
 		dh_dcm_receive_discard(a, timeout);
@@ -316,6 +320,35 @@ static int store(spoke *s, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		snprintf(comment, sizeof(comment), "%.64s", err);
 		DH_WARN("refusing %s: %s", cmd->sop_instance, err);
 		goto respond;
+	}
+	/*
+	 * An IOCM rejection note hides what it rejects in the ledger, in the
+	 * transaction that records it (capture_object). A KOS that cannot be
+	 * registered is an ordinary object here: the hub quarantines it.
+	 */
+	if (dh_kos_is_kos(o->sop_class)) {
+		char kwhy[300];
+		int kr = dh_kos_parse(ds, &kos, kwhy, sizeof(kwhy));
+		if (kr < 0) {
+			snprintf(comment, sizeof(comment), "out of memory");
+			goto respond;
+		}
+		if (kr > 0)
+			DH_WARN("%s is a Key Object Selection document the hub will quarantine: %s", o->sop_uid, kwhy);
+		if (kr == 0 && kos->rejection) {
+			rej_sops = calloc(kos->n_refs ? kos->n_refs : 1, sizeof(*rej_sops));
+			rej_studies = calloc(kos->n_refs ? kos->n_refs : 1, sizeof(*rej_studies));
+			if (!rej_sops || !rej_studies) {
+				snprintf(comment, sizeof(comment), "out of memory");
+				goto respond;
+			}
+			for (size_t i = 0; i < kos->n_refs; i++) {
+				if (kos->refs[i].origin != DH_KOS_EVIDENCE)
+					continue;
+				rej_sops[n_rej] = kos->refs[i].sop_uid;
+				rej_studies[n_rej++] = kos->refs[i].study_uid;
+			}
+		}
 	}
 	if (hash_and_sync(tmp, md5, &size) < 0) {
 		int e = errno;
@@ -350,6 +383,8 @@ static int store(spoke *s, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		.series_description = o->series_desc, .instance_number = o->instance_number,
 		.file_path = rel, .file_size = size, .md5 = md5, .source_ae = dh_dcm_assoc_calling_ae(a),
 		.dataset_md5 = dsmd5,
+		.rejected_sops = rej_sops, .rejected_studies = rej_studies, .n_rejected = n_rej,
+		.rejection_code = kos ? kos->title_code : NULL,
 	};
 	if (record(s, &info, &v, why, sizeof(why), &unknown) != 0) {
 		status = ST_PROCESSING_FAILURE;
@@ -365,6 +400,9 @@ static int store(spoke *s, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 	case CAPTURE_NEW:
 		status = ST_SUCCESS;
 		abs[0] = '\0'; /* the ledger's now */
+		if (n_rej)
+			DH_INFO("rejection note %s (%s %s): %zu instance(s) rejected", o->sop_uid, kos->title_code,
+				kos->title_meaning, n_rej);
 		DH_DEBUG("stored %s as %s (%lld bytes, md5 %s)%s%s", o->sop_uid, rel, size, md5, why[0] ? ": " : "",
 			 why);
 		forward_wake(s);
@@ -398,6 +436,9 @@ done:
 		dh_durable_fsync_dir(d);
 	}
 	dh_dcm_ds_free(ds);
+	free(rej_sops);
+	free(rej_studies);
+	dh_kos_free(kos);
 	free(o);
 	return rc;
 }

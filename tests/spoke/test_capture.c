@@ -620,6 +620,51 @@ static void test_delete(void)
 	put_new("1.9.1", "1.9.1.1", "1.9.1.1.2", "P12");
 }
 
+/* IOCM: a rejection note hides what it names at once, with no cc; a later arrival is deleted on arrival. */
+static void test_rejection_note(void)
+{
+	const char *sops[] = { "1.9.5.1.1", "1.9.5.1.3" }, *studies[] = { "1.9.5", "1.9.5" };
+	const char *bad[] = { "1.9.x" };
+	capture_object_info note = obj("1.9.5", "1.9.5.9", "1.9.5.9.1", "P15", "DOE^JOHN");
+	long before;
+
+	put_new("1.9.5", "1.9.5.1", "1.9.5.1.1", "P15");
+	put_new("1.9.5", "1.9.5.1", "1.9.5.1.2", "P15");
+	note.sop_class_uid = "1.2.840.10008.5.1.4.1.1.88.59";
+	note.rejected_sops = sops, note.rejected_studies = studies, note.n_rejected = 2;
+	note.rejection_code = "113001";
+	before = last_seq();
+	CU_ASSERT_EQUAL(put(&note), CAPTURE_NEW);
+	CU_ASSERT_EQUAL(last_seq(), before); /* no cc: the note itself is forwarded */
+	CU_ASSERT_EQUAL(lval("SELECT count(*) FROM ledger_instance WHERE study_uid = '1.9.5' AND deleted_at IS NULL",
+			     NULL, NULL, NULL), 2); /* 1.9.5.1.2 and the note */
+	CU_ASSERT_EQUAL(lval("SELECT count(*) FROM ledger_instance WHERE sop_uid = '1.9.5.1.1' AND deleted_at IS NOT NULL",
+			     NULL, NULL, NULL), 1);
+	CU_ASSERT_EQUAL(lval("SELECT count(*) FROM rejected_instance WHERE note_sop_uid = '1.9.5.9.1' AND title_code = "
+			     "'113001'", NULL, NULL, NULL), 2);
+	/* the note again: nothing changes */
+	CU_ASSERT_EQUAL(put(&note), CAPTURE_SAME);
+	CU_ASSERT_EQUAL(lval("SELECT count(*) FROM rejected_instance", NULL, NULL, NULL), 2);
+	/* the rejected instance not received before: recorded, deleted at once (still forwarded: pending) */
+	put_new("1.9.5", "1.9.5.1", "1.9.5.1.3", "P15");
+	CU_ASSERT_STRING_EQUAL(val("SELECT (deleted_at IS NOT NULL)::text || ' ' || fwd_state FROM ledger_instance "
+				   "WHERE sop_uid = '1.9.5.1.3'", NULL, NULL, NULL), "true pending");
+	/* the same SOP UID in another study is not the rejected one */
+	put_new("1.9.6", "1.9.6.1", "1.9.5.1.3", "P15");
+	CU_ASSERT_EQUAL(lval("SELECT count(*) FROM ledger_instance WHERE study_uid = '1.9.6' AND deleted_at IS NULL",
+			     NULL, NULL, NULL), 1);
+	/* invalid references: refused as a whole, nothing recorded */
+	capture_object_info broken = obj("1.9.7", "1.9.7.9", "1.9.7.9.1", "P15", "DOE^JOHN");
+	broken.rejected_sops = bad, broken.rejected_studies = bad, broken.n_rejected = 1;
+	char *snap = snapshot(), why[256], err[256];
+	capture_verdict v;
+	CU_ASSERT_EQUAL(capture_object(conn, &cfg, &broken, &v, why, sizeof(why), err, sizeof(err)), -1);
+	char *after = snapshot();
+	CU_ASSERT_STRING_EQUAL(snap, after);
+	free(snap);
+	free(after);
+}
+
 static void test_fixup(void)
 {
 	capture_attr a[] = { { 0x00081030u, "FROM ORDER" } };
@@ -695,6 +740,7 @@ int main(void)
 	    !CU_add_test(s, "invalid requests change nothing", test_invalid_changes_nothing) ||
 	    !CU_add_test(s, "merge", test_merge) || !CU_add_test(s, "segment", test_segment) ||
 	    !CU_add_test(s, "modify", test_modify) || !CU_add_test(s, "delete", test_delete) ||
+	    !CU_add_test(s, "IOCM rejection note", test_rejection_note) ||
 	    !CU_add_test(s, "fix-uid", test_fixup) || !CU_add_test(s, "status and ledger", test_status_and_ledger)) {
 		CU_cleanup_registry();
 		return 2;
