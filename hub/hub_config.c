@@ -7,6 +7,7 @@
  */
 #include "hub_config.h"
 
+#include "assoc_rules.h"
 #include "config.h"
 
 #include <stddef.h>
@@ -86,6 +87,7 @@ static const dh_cfg_option hub_options[] = {
 	  "seconds a change context may wait for its objects before it becomes an operator item", 1 },
 	{ "cc", "retry_interval", DH_CFG_INT, "2", O(cc_retry_interval), 1, 3600, NULL,
 	  "seconds between attempts to apply parked change contexts", 1 },
+	DH_TLS_CFG_OPTIONS(hub_config, tls),
 	DH_CFG_END
 };
 
@@ -105,6 +107,14 @@ static const dh_cfg_option remote_options[] = {
 	{ NULL, "port", DH_CFG_INT, "104", R(port), 1, 65535, NULL, "its DICOM port", 0 },
 	{ NULL, "uncompressed", DH_CFG_BOOL, "false", R(uncompressed), 0, 0, NULL,
 	  "as a C-MOVE destination, always receive native (uncompressed) pixel data", 0 },
+	{ NULL, "tls", DH_CFG_BOOL, "false", R(tls), 0, 0, NULL,
+	  "reach it over TLS ([tls] certificate and CAs; port is then its TLS port): C-MOVE "
+	  "destination, storage commitment results", 0 },
+	{ NULL, "require_tls", DH_CFG_BOOL, "false", R(require_tls), 0, 0, NULL,
+	  "accept its associations only on the TLS listener (tls.port)", 0 },
+	{ NULL, "services", DH_CFG_STRING, "all", R(services), 0, 0, NULL,
+	  "what it may ask of us: all, none, or a list of echo, store, find, move, get, stgcmt, mpps; "
+	  "other presentation contexts are refused", 0 },
 	DH_CFG_END
 };
 
@@ -224,6 +234,17 @@ int hub_config_load(hub_config *cfg, const char *path, char *err, size_t errlen)
 			snprintf(err, errlen, "%s: [remote.%s]: not an AE title", path, cfg->remotes[i].ae_title);
 			return -1;
 		}
+		char why[200];
+		if (assoc_rules_parse(cfg->remotes[i].services, &cfg->remotes[i].services_mask, why,
+				      sizeof(why)) < 0) {
+			snprintf(err, errlen, "%s: [remote.%s]: services: %s", path, cfg->remotes[i].ae_title, why);
+			return -1;
+		}
+		if (cfg->remotes[i].require_tls && cfg->tls.port == 0) {
+			snprintf(err, errlen, "%s: [remote.%s]: require_tls needs a TLS listener (tls.port)", path,
+				 cfg->remotes[i].ae_title);
+			return -1;
+		}
 	}
 	for (int i = 0; i < cfg->n_spokes; i++) {
 		const hub_spoke *sp = &cfg->spokes[i];
@@ -308,12 +329,16 @@ void hub_config_write(FILE *out, const hub_config *cfg)
 		     "# storage commitment results and C-MOVE destinations). The section name\n"
 		     "# carries the AE title.\n");
 	if (cfg && cfg->n_remotes) {
-		for (int i = 0; i < cfg->n_remotes; i++)
+		for (int i = 0; i < cfg->n_remotes; i++) {
 			fprintf(out, "\n[remote.%s]\nhost = %s\nport = %ld\nuncompressed = %s\n",
 				cfg->remotes[i].ae_title, cfg->remotes[i].host, cfg->remotes[i].port,
 				cfg->remotes[i].uncompressed ? "true" : "false");
+			fprintf(out, "tls = %s\nrequire_tls = %s\nservices = %s\n", cfg->remotes[i].tls ? "true" : "false",
+				cfg->remotes[i].require_tls ? "true" : "false", cfg->remotes[i].services);
+		}
 	} else {
 		fprintf(out, "# [remote.MODALITY1]\n# host = 127.0.0.1\n# port = 104\n# uncompressed = false\n");
+		fprintf(out, "# tls = false\n# require_tls = false\n# services = all\n");
 	}
 	write_volumes(out, cfg);
 	fprintf(out, "\n# One section per spoke allowed to send change contexts. The section name\n"
