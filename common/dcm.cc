@@ -431,6 +431,20 @@ extern "C" const char *dh_dcm_assoc_pc_ts(const dh_dcm_assoc *a, int id)
 	return NULL;
 }
 
+extern "C" int dh_dcm_assoc_pc_result(const dh_dcm_assoc *a, int id)
+{
+	LST_HEAD **l = &a->assoc->params->DULparams.acceptedPresentationContext;
+	if (!*l)
+		return -1;
+	DUL_PRESENTATIONCONTEXT *pc = (DUL_PRESENTATIONCONTEXT *)LST_Head(l);
+	if (pc)
+		(void)LST_Position(l, (LST_NODE *)pc);
+	for (; pc; pc = (DUL_PRESENTATIONCONTEXT *)LST_Next(l))
+		if (pc->presentationContextID == id)
+			return pc->result;
+	return -1;
+}
+
 extern "C" int dh_dcm_assoc_release(dh_dcm_assoc *a)
 {
 	return ASC_releaseAssociation(a->assoc).good() ? DH_DCM_OK : DH_DCM_ERROR;

@@ -145,6 +145,13 @@ int dh_dcm_assoc_request(dh_dcm_assoc **out, const char *calling_ae, const char 
 int dh_dcm_assoc_find_pc(const dh_dcm_assoc *a, const char *abstract_syntax, const char *ts,
 			 int *id, const char **accepted_ts);
 
+/*
+ * The acceptor's answer for context id of an association we requested:
+ * 0 acceptance, 1 user rejection, 2 no reason, 3 abstract syntax not
+ * supported, 4 transfer syntaxes not supported; -1 when id is unknown.
+ */
+int dh_dcm_assoc_pc_result(const dh_dcm_assoc *a, int id);
+
 /* Releases (A-RELEASE) an association we requested. The handle stays valid until freed. */
 int dh_dcm_assoc_release(dh_dcm_assoc *a);
 

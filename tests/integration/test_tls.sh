@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# DICOM over TLS (conformance §5.1): hubd's TLS listener beside the plain
+# one, with a throw-away PKI made by the openssl CLI (lib_tls.sh).
+#  - echo, store, find over TLS with DCMTK's tools (+tls), mutual
+#    authentication: the stored object is in the index, the find answers it;
+#  - C-MOVE asked over TLS (spokectl recall -c, TLS to the hub) to a
+#    destination reached over TLS ([remote.X] tls = true; storescp +tls):
+#    the object arrives byte-identical;
+#  - refused: plain DICOM on the TLS port, a client certificate from an
+#    untrusted CA, a self-signed one, no certificate while verify_peer =
+#    require; a client that does not trust the hub's certificate gives up;
+#  - verify_peer = ignore accepts a client without certificate, check
+#    accepts it too but still refuses an untrusted one;
+#  - require_tls: an AE bound to TLS is rejected on the plain port;
+#  - start-up errors: a missing certificate, a key of another certificate,
+#    an encrypted key, no CA: hubd --check-config and hubd itself exit 1
+#    with a message naming the file.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_tls.sh"
+dh_setup tls
+dh_pg_start
+S=$(dh_samples)
+PROBE=$DH_BUILD/tests/tools/assocprobe
+dh_tls_certs hub client dest spoke
+DEST_PORT=$(dh_free_port)
+dh_tls_hub_lines require
+dh_hub_config "${DH_TLS_HUB_LINES[@]}" \
+	"[remote.TLSDEST]" "host = 127.0.0.1" "port = $DEST_PORT" "tls = true" \
+	"[remote.RECALLER]" "host = 127.0.0.1" "require_tls = true"
+dh_hub_start
+grep -q "listening for DICOM over TLS on port $HUB_TLS_PORT" "$T/hubd.log" || dh_fail "no TLS listener logged"
+
+# ---- echo, store, find over TLS (mutual authentication)
+# shellcheck disable=SC2046 # dh_tls prints several options
+echoscu $(dh_tls client) -aet ECHOSCU -aec DCMHUB 127.0.0.1 "$HUB_TLS_PORT" || dh_fail "echo over TLS"
+dh_variant "$S/CT_small.dcm" "$T/ct.dcm" -gin -m "PatientID=TLS-1"
+# shellcheck disable=SC2046
+storescu $(dh_tls client) -aet STORESCU -aec DCMHUB 127.0.0.1 "$HUB_TLS_PORT" "$T/ct.dcm" || dh_fail "store over TLS"
+sop=$(dcmdump +P 0008,0018 "$T/ct.dcm" | sed 's/.*\[\(.*\)\].*/\1/')
+dh_assert_eq 1 "$(dh_psql "SELECT count(*) FROM instance WHERE sop_uid = :'p1'" "$sop")" "object stored over TLS"
+# shellcheck disable=SC2046
+out=$(findscu $(dh_tls client) -v -S -aet FINDSCU -aec DCMHUB -k QueryRetrieveLevel=STUDY -k PatientID=TLS-1 \
+	-k StudyInstanceUID 127.0.0.1 "$HUB_TLS_PORT" 2>&1) || dh_fail "find over TLS: $out"
+dh_assert_contains "$out" "Received Final Find Response (Success)" "find over TLS: final status"
+study=$(dcmdump +P 0020,000D "$T/ct.dcm" | sed 's/.*\[\(.*\)\].*/\1/')
+dh_assert_contains "$out" "$study" "find over TLS: the study answered"
+grep -q "TLS from 127.0.0.1, certificate .*CN=client" "$T/hubd.log" || dh_fail "client certificate subject not logged"
+# our adapter as TLS client: the hub's certificate is verified, the peer subject known
+out=$("$PROBE" --cert "$TLS_DIR/client.pem" --key "$TLS_DIR/client.key" --ca "$TLS_DIR/ca.pem" \
+	127.0.0.1 "$HUB_TLS_PORT" echo ct)
+dh_assert_contains "$out" "tls peer /CN=hub" "adapter client sees the hub's certificate"
+dh_assert_contains "$out" "echo=0000" "adapter client echo over TLS"
+# the plain port goes on serving
+echoscu -aet ECHOSCU -aec DCMHUB 127.0.0.1 "$HUB_PORT" || dh_fail "plain port after TLS"
+
+# ---- refusals
+if echoscu -aet ECHOSCU -aec DCMHUB -to 5 -ta 5 127.0.0.1 "$HUB_TLS_PORT" >"$T/plain.txt" 2>&1; then
+	dh_fail "plain DICOM accepted on the TLS port"
+fi
+grep -q "TLS port $HUB_TLS_PORT: connection refused" "$T/hubd.log" || dh_fail "plain connection on TLS port not logged"
+for who in rogue selfsigned; do
+	if echoscu +tls "$TLS_DIR/$who.key" "$TLS_DIR/$who.pem" +cf "$TLS_DIR/ca.pem" -aet ECHOSCU -aec DCMHUB \
+		127.0.0.1 "$HUB_TLS_PORT" >"$T/$who.txt" 2>&1; then
+		dh_fail "client certificate '$who' accepted"
+	fi
+	if storescu +tls "$TLS_DIR/$who.key" "$TLS_DIR/$who.pem" +cf "$TLS_DIR/ca.pem" -aet STORESCU -aec DCMHUB \
+		127.0.0.1 "$HUB_TLS_PORT" "$T/ct.dcm" >>"$T/$who.txt" 2>&1; then
+		dh_fail "store with client certificate '$who' accepted"
+	fi
+done
+if echoscu +tla +cf "$TLS_DIR/ca.pem" -aet ECHOSCU -aec DCMHUB 127.0.0.1 "$HUB_TLS_PORT" >"$T/anon.txt" 2>&1; then
+	dh_fail "client without certificate accepted while verify_peer = require"
+fi
+# a client that does not trust the hub's CA gives up (server authentication)
+if echoscu $(dh_tls client | sed "s#$TLS_DIR/ca.pem#$TLS_DIR/rogue-ca.pem#") -aet ECHOSCU -aec DCMHUB \
+	127.0.0.1 "$HUB_TLS_PORT" >"$T/untrusted-hub.txt" 2>&1; then
+	dh_fail "client accepted a hub certificate from a CA it does not trust"
+fi
+# require_tls: RECALLER may only come over TLS
+out=$("$PROBE" -aet RECALLER 127.0.0.1 "$HUB_PORT" echo) || true
+dh_assert_contains "$out" "rejected" "require_tls AE on the plain port"
+out=$("$PROBE" -aet RECALLER --cert "$TLS_DIR/client.pem" --key "$TLS_DIR/client.key" --ca "$TLS_DIR/ca.pem" \
+	127.0.0.1 "$HUB_TLS_PORT" echo)
+dh_assert_contains "$out" "echo=0000" "require_tls AE on the TLS port"
+
+# ---- C-MOVE over TLS both ways: requested over TLS, sent to a TLS destination
+mkdir -p "$T/dest"
+dh_bg storescp +B -od "$T/dest" -aet TLSDEST +tls "$TLS_DIR/dest.key" "$TLS_DIR/dest.pem" +cf "$TLS_DIR/ca.pem" \
+	"$DEST_PORT"
+for ((i = 0; i < 100; i++)); do
+	# shellcheck disable=SC2046
+	echoscu $(dh_tls client) -aec TLSDEST 127.0.0.1 "$DEST_PORT" >/dev/null 2>&1 && break
+	sleep 0.1
+done
+cat >"$T/recall.conf" <<CONF
+[hub]
+host = 127.0.0.1
+port = $HUB_TLS_PORT
+tls = true
+[tls]
+certificate = $TLS_DIR/client.pem
+private_key = $TLS_DIR/client.key
+ca_file = $TLS_DIR/ca.pem
+CONF
+out=$("$DH_BUILD/spoke/spokectl" -c "$T/recall.conf" recall --aet RECALLER --dest TLSDEST "$study" 2>&1) ||
+	dh_fail "recall over TLS: $out"
+dh_assert_contains "$out" "status 0000" "C-MOVE over TLS"
+got=$(find "$T/dest" -type f | head -n 1)
+[ -n "$got" ] || dh_fail "nothing arrived at the TLS move destination"
+cached=$T/cache/$(dh_psql "SELECT file_path FROM instance WHERE sop_uid = :'p1'" "$sop")
+off_a=$("$DH_PYTHON" "$(dirname "$0")/dsbytes.py" "$cached" | md5sum)
+off_b=$("$DH_PYTHON" "$(dirname "$0")/dsbytes.py" "$got" | md5sum)
+dh_assert_eq "$off_a" "$off_b" "object moved over TLS byte-identical (data set)"
+
+# ---- verify_peer = ignore / check
+dh_hub_stop
+dh_tls_hub_lines ignore
+dh_hub_config "${DH_TLS_HUB_LINES[@]}"
+dh_hub_start
+echoscu +tla +cf "$TLS_DIR/ca.pem" -aet ECHOSCU -aec DCMHUB 127.0.0.1 "$HUB_TLS_PORT" ||
+	dh_fail "client without certificate refused while verify_peer = ignore"
+dh_hub_stop
+dh_tls_hub_lines check
+dh_hub_config "${DH_TLS_HUB_LINES[@]}"
+dh_hub_start
+echoscu +tla +cf "$TLS_DIR/ca.pem" -aet ECHOSCU -aec DCMHUB 127.0.0.1 "$HUB_TLS_PORT" ||
+	dh_fail "client without certificate refused while verify_peer = check"
+if echoscu +tls "$TLS_DIR/rogue.key" "$TLS_DIR/rogue.pem" +cf "$TLS_DIR/ca.pem" -aet ECHOSCU -aec DCMHUB \
+	127.0.0.1 "$HUB_TLS_PORT" >/dev/null 2>&1; then
+	dh_fail "untrusted certificate accepted while verify_peer = check"
+fi
+dh_hub_stop
+
+# ---- start-up errors name the file and the reason
+openssl rsa -in "$TLS_DIR/hub.key" -aes256 -passout pass:secret -out "$TLS_DIR/enc.key" 2>/dev/null
+check_fails() { # WHAT EXPECTED-TEXT CONFIG-LINE...
+	local what=$1 want=$2
+	shift 2
+	dh_tls_hub_lines require
+	dh_hub_config "${DH_TLS_HUB_LINES[@]}" "$@"
+	local out rc=0
+	out=$("$DH_BUILD/hub/hubd" -c "$T/hub.conf" --check-config 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] || dh_fail "$what: hubd --check-config exited $rc: $out"
+	dh_assert_contains "$out" "$want" "$what: --check-config message"
+	rc=0
+	out=$(timeout 20 "$DH_BUILD/hub/hubd" -c "$T/hub.conf" 2>&1) || rc=$?
+	[ "$rc" -eq 1 ] || dh_fail "$what: hubd exited $rc: $out"
+	dh_assert_contains "$out" "$want" "$what: start-up message"
+}
+check_fails "missing certificate" "certificate '$T/nope.pem' cannot be read: No such file" "[tls]" "certificate = $T/nope.pem"
+check_fails "foreign key" "does not belong to certificate" "[tls]" "private_key = $TLS_DIR/client.key"
+check_fails "encrypted key" "private key '$TLS_DIR/enc.key' cannot be loaded" "[tls]" "private_key = $TLS_DIR/enc.key"
+check_fails "no CA" "no trusted CA" "[tls]" "ca_file = "
+check_fails "not a certificate" "is not a usable PEM certificate" "[tls]" "certificate = $TLS_DIR/hub.key"
+check_fails "client side only" "for peers configured with tls = true" "[tls]" "port = 0" "ca_file = " \
+	"[remote.X]" "tls = true"
+# no [tls] at all and no TLS remote: TLS stays off and nothing is asked for
+dh_hub_config
+out=$("$DH_BUILD/hub/hubd" -c "$T/hub.conf" --check-config 2>&1) || dh_fail "plain configuration refused: $out"
+dh_pass
