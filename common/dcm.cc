@@ -529,8 +529,11 @@ extern "C" int dh_dcm_tls_new(dh_dcm_tls **out, int server, const dh_dcm_tls_opt
 		set_err_ssl(err, errlen, what);
 		goto done;
 	}
-	if (t->layer->setPrivateKeyFile(key, DCF_Filetype_PEM).bad()) {
-		snprintf(what, sizeof(what), "private key '%s' cannot be loaded (PEM, not encrypted)", key);
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+			snprintf(what, sizeof(what), "private key '%s' does not belong to certificate '%s'", key, cert);
+		else
+			snprintf(what, sizeof(what), "private key '%s' cannot be loaded (PEM, not encrypted)", key);
 		set_err_ssl(err, errlen, what);
 		goto done;
 	}

@@ -41,11 +41,11 @@ sop=$(dcmdump +P 0008,0018 "$T/ct.dcm" | sed 's/.*\[\(.*\)\].*/\1/')
 dh_assert_eq 1 "$(dh_psql "SELECT count(*) FROM instance WHERE sop_uid = :'p1'" "$sop")" "object stored over TLS"
 # shellcheck disable=SC2046
 out=$(findscu $(dh_tls client) -v -S -aet FINDSCU -aec DCMHUB -k QueryRetrieveLevel=STUDY -k PatientID=TLS-1 \
-	-k StudyInstanceUID 127.0.0.1 "$HUB_TLS_PORT" 2>&1) || dh_fail "find over TLS: $out"
+	-k StudyInstanceUID 127.0.0.1 "$HUB_TLS_PORT" 2>&1 | tr -d "\000") || dh_fail "find over TLS: $out"
 dh_assert_contains "$out" "Received Final Find Response (Success)" "find over TLS: final status"
 study=$(dcmdump +P 0020,000D "$T/ct.dcm" | sed 's/.*\[\(.*\)\].*/\1/')
 dh_assert_contains "$out" "$study" "find over TLS: the study answered"
-grep -q "TLS from 127.0.0.1, certificate .*CN=client" "$T/hubd.log" || dh_fail "client certificate subject not logged"
+grep -q "TLS from .*, certificate .*CN=client" "$T/hubd.log" || dh_fail "client certificate subject not logged"
 # our adapter as TLS client: the hub's certificate is verified, the peer subject known
 out=$("$PROBE" --cert "$TLS_DIR/client.pem" --key "$TLS_DIR/client.key" --ca "$TLS_DIR/ca.pem" \
 	127.0.0.1 "$HUB_TLS_PORT" echo ct)
