@@ -565,6 +565,9 @@ static void *assoc_main(void *arg)
 	int called_ok, n;
 
 	dh_log_set_context("assoc %lu %s->%s", job->id, calling, called);
+	char subject[256];
+	if (dh_dcm_assoc_tls_peer(a, subject, sizeof(subject)))
+		DH_DEBUG("TLS from %s, certificate %s", dh_dcm_assoc_peer_host(a), *subject ? subject : "(none)");
 	if (s->cfg.validate_calling_ae && !spoke_config_remote(&s->cfg, calling)) {
 		DH_WARN("rejected: calling AE title '%s' from %s is not configured", calling,
 			dh_dcm_assoc_peer_host(a));
