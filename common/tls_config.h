@@ -35,24 +35,22 @@ typedef struct {
 /* Option-table rows for the dh_tls_config `field` of struct `type`, in section [tls]. */
 #define DH_TLS_CFG_OPTIONS(type, field)                                                                     \
 	{ "tls", "port", DH_CFG_INT, "0", offsetof(type, field.port), 0, 65535, NULL,                        \
-	  "TCP port of the DICOM TLS listener (all IPv4 addresses; beside the plain port); 0: none", 1 },  \
+	  "TCP port of the DICOM TLS listener, beside the plain one (all IPv4 addresses); 0: none", 1 },   \
 	{ "tls", "certificate", DH_CFG_STRING, "", offsetof(type, field.certificate), 0, 0, NULL,            \
-	  "our X.509 certificate (PEM; may be followed by its intermediate CAs), for the TLS listener "    \
-	  "and as client certificate towards TLS peers", 1 },                                               \
+	  "our certificate (PEM, may be followed by intermediate CAs): TLS server and client", 1 },         \
 	{ "tls", "private_key", DH_CFG_STRING, "", offsetof(type, field.private_key), 0, 0, NULL,            \
 	  "its private key (PEM, not encrypted: protect the file, mode 0600)", 1 },                        \
 	{ "tls", "ca_file", DH_CFG_STRING, "", offsetof(type, field.ca_file), 0, 0, NULL,                    \
-	  "trusted CA certificates (PEM bundle) that peer certificates are verified against", 1 },         \
+	  "trusted CA certificates (PEM bundle) peer certificates are verified against", 1 },              \
 	{ "tls", "ca_dir", DH_CFG_STRING, "", offsetof(type, field.ca_dir), 0, 0, NULL,                      \
 	  "a directory of trusted CA certificates (OpenSSL hashed names, `openssl rehash`)", 1 },          \
 	{ "tls", "verify_peer", DH_CFG_ENUM, "require", offsetof(type, field.verify_peer), 0, 0,             \
 	  "require|check|ignore",                                                                           \
-	  "TLS listener: require a client certificate from a trusted CA (mutual authentication), "         \
-	  "verify one only when sent, or ask for none; as client we always verify the peer", 1 },          \
+	  "client certificate on the TLS port: required and verified (mutual auth), verified if sent, "    \
+	  "or not asked for", 1 },                                                                           \
 	{ "tls", "profile", DH_CFG_ENUM, "bcp195-nd", offsetof(type, field.profile), 0, 0,                   \
 	  "bcp195-nd|bcp195|bcp195-ext",                                                                    \
-	  "cipher suites: DICOM Non-downgrading BCP 195 (TLS 1.2+), BCP 195 (may fall back to TLS "        \
-	  "1.0/1.1) or Extended BCP 195 (TLS 1.2 only)", 1 }
+	  "TLS profile: Non-downgrading BCP 195 (TLS 1.2+), BCP 195 (may fall back), Extended BCP 195", 1 }
 
 /*
  * Loads the contexts the configuration asks for: *server when tls.port is

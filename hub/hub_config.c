@@ -108,13 +108,11 @@ static const dh_cfg_option remote_options[] = {
 	{ NULL, "uncompressed", DH_CFG_BOOL, "false", R(uncompressed), 0, 0, NULL,
 	  "as a C-MOVE destination, always receive native (uncompressed) pixel data", 0 },
 	{ NULL, "tls", DH_CFG_BOOL, "false", R(tls), 0, 0, NULL,
-	  "reach it over TLS ([tls] certificate and CAs; port is then its TLS port): C-MOVE "
-	  "destination, storage commitment results", 0 },
+	  "the hub reaches it over TLS (port is then its TLS port): C-MOVE, storage commitment results", 0 },
 	{ NULL, "require_tls", DH_CFG_BOOL, "false", R(require_tls), 0, 0, NULL,
 	  "accept its associations only on the TLS listener (tls.port)", 0 },
 	{ NULL, "services", DH_CFG_STRING, "all", R(services), 0, 0, NULL,
-	  "what it may ask of us: all, none, or a list of echo, store, find, move, get, stgcmt, mpps; "
-	  "other presentation contexts are refused", 0 },
+	  "services it may use: all, none, or a list of echo, store, find, move, get, stgcmt, mpps", 0 },
 	DH_CFG_END
 };
 

@@ -56,8 +56,7 @@ static const dh_cfg_option spoke_options[] = {
 	{ "hub", "public_key", DH_CFG_STRING, "", O(hub_public_key), 0, 0, NULL,
 	  "the hub's CURVE public key (Z85, 40 characters; `hubctl keygen` prints it)", 1 },
 	{ "hub", "tls", DH_CFG_BOOL, "false", O(hub_tls), 0, 0, NULL,
-	  "reach the hub's DICOM service over TLS ([tls] certificate and CAs; hub.port is then the "
-	  "hub's tls.port): forwarding, storage commitment, recall", 1 },
+	  "reach the hub over TLS (hub.port is then its tls.port): forwarding, commitment, recall", 1 },
 	{ "forward", "batch", DH_CFG_INT, "200", O(fwd_batch), 1, 100000, NULL,
 	  "objects sent over one association and committed with one storage commitment request", 1 },
 	{ "forward", "retry_min", DH_CFG_INT, "1", O(fwd_retry_min), 1, 86400, NULL,
