@@ -11,6 +11,8 @@
 #    require; a client that does not trust the hub's certificate gives up;
 #  - verify_peer = ignore accepts a client without certificate, check
 #    accepts it too but still refuses an untrusted one;
+#  - tls.profile: bcp195-nd negotiates TLS 1.3/1.2 and refuses 1.1,
+#    bcp195 falls back to 1.1, bcp195-ext is TLS 1.2 only;
 #  - require_tls: an AE bound to TLS is rejected on the plain port;
 #  - start-up errors: a missing certificate, a key of another certificate,
 #    an encrypted key, no CA: hubd --check-config and hubd itself exit 1
@@ -131,6 +133,31 @@ if echoscu +tls "$TLS_DIR/rogue.key" "$TLS_DIR/rogue.pem" +cf "$TLS_DIR/ca.pem" 
 	dh_fail "untrusted certificate accepted while verify_peer = check"
 fi
 dh_hub_stop
+
+# ---- profiles: protocol versions as PS3.15 / DCMTK define them (openssl s_client as the peer)
+proto() { # [S_CLIENT-OPTION...]: the protocol negotiated with the hub, or "none"
+	local out p
+	out=$(openssl s_client "$@" -connect "127.0.0.1:$HUB_TLS_PORT" -cert "$TLS_DIR/client.pem" \
+		-key "$TLS_DIR/client.key" -CAfile "$TLS_DIR/ca.pem" </dev/null 2>/dev/null) || true
+	# a failed handshake still prints the version it tried: only a cipher means success
+	if [[ "$out" == *"Cipher is (NONE)"* ]]; then p=; else p=$(sed -n 's/^ *Protocol *: *//p' <<<"$out" | head -n 1); fi
+	echo "${p:-none}"
+}
+for prof in bcp195-nd bcp195 bcp195-ext; do
+	dh_tls_hub_lines require
+	dh_hub_config "${DH_TLS_HUB_LINES[@]}" "profile = $prof"
+	dh_hub_start
+	# shellcheck disable=SC2046
+	echoscu $(dh_tls client) -aet ECHOSCU -aec DCMHUB 127.0.0.1 "$HUB_TLS_PORT" || dh_fail "$prof: echo"
+	v12=$(proto -tls1_2) v11=$(proto -tls1_1 -cipher 'ALL:@SECLEVEL=0') any=$(proto)
+	dh_assert_eq TLSv1.2 "$v12" "$prof: TLS 1.2"
+	case $prof in
+	bcp195-nd) dh_assert_eq none "$v11" "$prof: no fall-back to TLS 1.1"; dh_assert_eq TLSv1.3 "$any" "$prof: best" ;;
+	bcp195) dh_assert_eq TLSv1.1 "$v11" "$prof: falls back to TLS 1.1" ;;
+	bcp195-ext) dh_assert_eq none "$v11" "$prof: no TLS 1.1"; dh_assert_eq TLSv1.2 "$any" "$prof: TLS 1.2 only" ;;
+	esac
+	dh_hub_stop
+done
 
 # ---- start-up errors name the file and the reason
 openssl rsa -in "$TLS_DIR/hub.key" -aes256 -passout pass:secret -out "$TLS_DIR/enc.key" 2>/dev/null
