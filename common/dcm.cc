@@ -30,10 +30,14 @@
 #include <dcmtk/dcmnet/dimse.h>
 #include <dcmtk/dcmnet/diutil.h>
 #include <dcmtk/dcmtls/tlslayer.h>
+#include <dcmtk/dcmtls/tlstrans.h>
 #include <dcmtk/oflog/oflog.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -47,8 +51,60 @@ struct dh_dcm_net {
 	OFBool secure; /* every connection is TLS (the transport layer is a dh_dcm_tls's) */
 };
 
+/*
+ * DCMTK runs the server side of the TLS handshake inside
+ * ASC_receiveAssociation with only its 60 s socket receive time-out: a
+ * client that connects and stays silent would hold an acceptor thread (and
+ * a shutdown) that long. These two classes bound the handshake by the
+ * listener's ARTIM time-out instead, and put the socket's time-outs back
+ * for the association that follows.
+ */
+class BoundedTLSConnection : public DcmTLSConnection {
+public:
+	BoundedTLSConnection(DcmNativeSocketType s, SSL *ssl, int limit_s)
+		: DcmTLSConnection(s, ssl), limit(limit_s) {}
+	OFCondition serverSideHandshake() override
+	{
+		int fd = (int)getSocket();
+		struct timeval old_rcv = { 0, 0 }, old_snd = { 0, 0 }, tv = { limit, 0 };
+		socklen_t len = sizeof(old_rcv);
+		int saved = getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &old_rcv, &len) == 0;
+		len = sizeof(old_snd);
+		saved = saved && getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &old_snd, &len) == 0;
+		if (saved && limit > 0) {
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		}
+		OFCondition c = DcmTLSConnection::serverSideHandshake();
+		if (saved && limit > 0) {
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &old_rcv, sizeof(old_rcv));
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &old_snd, sizeof(old_snd));
+		}
+		return c;
+	}
+
+private:
+	int limit;
+};
+
+class BoundedTLSLayer : public DcmTLSTransportLayer {
+public:
+	explicit BoundedTLSLayer(T_ASC_NetworkRole role) : DcmTLSTransportLayer(role, NULL, OFFalse) {}
+	DcmTransportConnection *createConnection(DcmNativeSocketType s, OFBool secure) override
+	{
+		if (!secure || !getNativeHandle())
+			return DcmTLSTransportLayer::createConnection(s, secure);
+		SSL *ssl = SSL_new(getNativeHandle());
+		if (!ssl)
+			return NULL;
+		SSL_set_fd(ssl, (int)s);
+		return new BoundedTLSConnection(s, ssl, handshake_timeout);
+	}
+	int handshake_timeout = 0; /* seconds; 0: DCMTK's socket time-out */
+};
+
 struct dh_dcm_tls {
-	DcmTLSTransportLayer *layer;
+	BoundedTLSLayer *layer;
 };
 
 struct dh_dcm_assoc {
@@ -508,7 +564,7 @@ extern "C" int dh_dcm_tls_new(dh_dcm_tls **out, int server, const dh_dcm_tls_opt
 	SSL_CTX *ctx;
 
 	ERR_clear_error();
-	t->layer = new DcmTLSTransportLayer(server ? NET_ACCEPTOR : NET_REQUESTOR, NULL, OFFalse);
+	t->layer = new BoundedTLSLayer(server ? NET_ACCEPTOR : NET_REQUESTOR);
 	if (!*t->layer) {
 		set_err_ssl(err, errlen, "cannot create a TLS context");
 		goto done;
@@ -594,6 +650,7 @@ extern "C" int dh_dcm_net_listen_tls(dh_dcm_net **out, int port, int acse_timeou
 		return DH_DCM_ERROR;
 	}
 	n->secure = OFTrue;
+	tls->layer->handshake_timeout = acse_timeout; /* set before any thread accepts */
 	*out = n;
 	return DH_DCM_OK;
 }

@@ -418,8 +418,9 @@ void dh_dcm_tls_free(dh_dcm_tls *tls);
  * borrowed: it must outlive the net). The TLS handshake runs inside
  * dh_dcm_net_accept; a failed one (plain DICOM, an untrusted or missing
  * client certificate) returns an error there and closes the connection.
- * A peer silent during the handshake holds the accepting thread for at
- * most DCMTK's socket receive time-out (60 s).
+ * The handshake is bounded by acse_timeout like the A-ASSOCIATE-RQ, so a
+ * silent peer holds an accepting thread no longer on this port than on a
+ * plain one.
  */
 int dh_dcm_net_listen_tls(dh_dcm_net **out, int port, int acse_timeout, dh_dcm_tls *tls, char *err,
 			  size_t errlen);

@@ -14,6 +14,8 @@
 #  - tls.profile: bcp195-nd negotiates TLS 1.3/1.2 and refuses 1.1,
 #    bcp195 falls back to 1.1, bcp195-ext is TLS 1.2 only;
 #  - require_tls: an AE bound to TLS is rejected on the plain port;
+#  - clients silent during the handshake are dropped after the ARTIM
+#    time-out, so they block neither other clients nor a shutdown;
 #  - start-up errors: a missing certificate, a key of another certificate,
 #    an encrypted key, no CA: hubd --check-config and hubd itself exit 1
 #    with a message naming the file.
@@ -79,6 +81,16 @@ if echoscu $(dh_tls client | sed "s#$TLS_DIR/ca.pem#$TLS_DIR/rogue-ca.pem#") -ae
 	127.0.0.1 "$HUB_TLS_PORT" >"$T/untrusted-hub.txt" 2>&1; then
 	dh_fail "client accepted a hub certificate from a CA it does not trust"
 fi
+# silent clients on the TLS port (more than the acceptor threads) hold the
+# handshake no longer than the ARTIM time-out (5 s), not DCMTK's 60 s
+exec 5<>"/dev/tcp/127.0.0.1/$HUB_TLS_PORT" 6<>"/dev/tcp/127.0.0.1/$HUB_TLS_PORT" 7<>"/dev/tcp/127.0.0.1/$HUB_TLS_PORT"
+exec 8<>"/dev/tcp/127.0.0.1/$HUB_TLS_PORT" 9<>"/dev/tcp/127.0.0.1/$HUB_TLS_PORT"
+t0=$SECONDS
+# shellcheck disable=SC2046
+timeout 30 echoscu $(dh_tls client) -aet ECHOSCU -aec DCMHUB 127.0.0.1 "$HUB_TLS_PORT" ||
+	dh_fail "echo over TLS behind silent clients"
+[ $((SECONDS - t0)) -le 12 ] || dh_fail "silent TLS clients held the listener for $((SECONDS - t0)) s"
+exec 5>&- 6>&- 7>&- 8>&- 9>&-
 # require_tls: RECALLER may only come over TLS
 out=$("$PROBE" -aet RECALLER 127.0.0.1 "$HUB_PORT" echo) || true
 dh_assert_contains "$out" "rejected" "require_tls AE on the plain port"
