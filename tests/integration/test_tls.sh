@@ -151,8 +151,15 @@ proto() { # [S_CLIENT-OPTION...]: the protocol negotiated with the hub, or "none
 	local out p
 	out=$(openssl s_client "$@" -connect "127.0.0.1:$HUB_TLS_PORT" -cert "$TLS_DIR/client.pem" \
 		-key "$TLS_DIR/client.key" -CAfile "$TLS_DIR/ca.pem" </dev/null 2>/dev/null) || true
-	# a failed handshake still prints the version it tried: only a cipher means success
-	if [[ "$out" == *"Cipher is (NONE)"* ]]; then p=; else p=$(sed -n 's/^ *Protocol *: *//p' <<<"$out" | head -n 1); fi
+	# a failed handshake still prints the version it tried: only a cipher means success.
+	# "New, V, Cipher is C" names the cipher's version (SSLv3 for TLS 1.1's suites); the
+	# session's "Protocol :" line is exact but, with TLS 1.3, only printed once a ticket came
+	if ! grep -q "^New, .*, Cipher is " <<<"$out" || [[ "$out" == *"Cipher is (NONE)"* ]]; then
+		p=
+	else
+		p=$(sed -n 's/^ *Protocol *: *//p' <<<"$out" | head -n 1)
+		[ -n "$p" ] || p=$(sed -n 's/^New, \([^,]*\), Cipher is .*/\1/p' <<<"$out" | head -n 1)
+	fi
 	echo "${p:-none}"
 }
 for prof in bcp195-nd bcp195 bcp195-ext; do
