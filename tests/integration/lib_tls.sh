@@ -47,12 +47,14 @@ __dh_tls_leaf() {
 	rm -f "$out.csr" "$out.ext"
 }
 
-# dh_tls_hub_lines [VERIFY]: the [tls] section for hubd with hub.pem, the
-# test CA and a new free TLS port (HUB_TLS_PORT); VERIFY: require (default),
-# check or ignore. Prints one line per element (for dh_hub_config "$(...)").
+# dh_tls_hub_lines [VERIFY]: sets DH_TLS_HUB_LINES, the [tls] section for
+# hubd with hub.pem, the test CA and a new free TLS port (HUB_TLS_PORT);
+# VERIFY: require (default), check or ignore. Pass it on as
+# dh_hub_config "${DH_TLS_HUB_LINES[@]}" ...
 dh_tls_hub_lines() {
 	HUB_TLS_PORT=$(dh_free_port)
 	export HUB_TLS_PORT
+	# shellcheck disable=SC2034 # for the test: dh_hub_config "${DH_TLS_HUB_LINES[@]}"
 	DH_TLS_HUB_LINES=("[tls]" "port = $HUB_TLS_PORT" "certificate = $TLS_DIR/hub.pem"
 		"private_key = $TLS_DIR/hub.key" "ca_file = $TLS_DIR/ca.pem" "verify_peer = ${1:-require}")
 }

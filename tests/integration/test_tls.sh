@@ -77,8 +77,8 @@ if echoscu +tla +cf "$TLS_DIR/ca.pem" -aet ECHOSCU -aec DCMHUB 127.0.0.1 "$HUB_T
 	dh_fail "client without certificate accepted while verify_peer = require"
 fi
 # a client that does not trust the hub's CA gives up (server authentication)
-if echoscu $(dh_tls client | sed "s#$TLS_DIR/ca.pem#$TLS_DIR/rogue-ca.pem#") -aet ECHOSCU -aec DCMHUB \
-	127.0.0.1 "$HUB_TLS_PORT" >"$T/untrusted-hub.txt" 2>&1; then
+if echoscu +tls "$TLS_DIR/client.key" "$TLS_DIR/client.pem" +cf "$TLS_DIR/rogue-ca.pem" -aet ECHOSCU \
+	-aec DCMHUB 127.0.0.1 "$HUB_TLS_PORT" >"$T/untrusted-hub.txt" 2>&1; then
 	dh_fail "client accepted a hub certificate from a CA it does not trust"
 fi
 # silent clients on the TLS port (more than the acceptor threads) hold the
