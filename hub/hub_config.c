@@ -244,6 +244,11 @@ int hub_config_load(hub_config *cfg, const char *path, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	if (cfg->tls.port == cfg->port) {
+		snprintf(err, errlen, "%s: tls.port %ld is hub.port too: the TLS listener needs a port of its own",
+			 path, cfg->tls.port);
+		return -1;
+	}
 	for (int i = 0; i < cfg->n_spokes; i++) {
 		const hub_spoke *sp = &cfg->spokes[i];
 		if (strlen(sp->id) > 64 || strspn(sp->id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

@@ -136,6 +136,11 @@ int spoke_config_load(spoke_config *cfg, const char *path, char *err, size_t err
 		snprintf(err, errlen, "%s: hub.public_key must be a Z85 CURVE key (40 characters)", path);
 		return -1;
 	}
+	if (cfg->tls.port == cfg->port) {
+		snprintf(err, errlen, "%s: tls.port %ld is spoke.port too: the TLS listener needs a port of its own",
+			 path, cfg->tls.port);
+		return -1;
+	}
 	for (int i = 0; i < cfg->n_remotes; i++) {
 		if (!dh_cfg_ae_title_ok(cfg->remotes[i].ae_title)) {
 			snprintf(err, errlen, "%s: [remote.%s]: not an AE title", path, cfg->remotes[i].ae_title);

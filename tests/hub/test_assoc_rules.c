@@ -123,6 +123,9 @@ static void test_config(void)
 	hub_config_free(&cfg);
 	CU_ASSERT_EQUAL(load(&cfg, "[tls]\nport = 70000\n", err, sizeof(err)), -1);
 	hub_config_free(&cfg);
+	CU_ASSERT_EQUAL(load(&cfg, "[hub]\nport = 2762\n[tls]\nport = 2762\n", err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "needs a port of its own"));
+	hub_config_free(&cfg);
 }
 
 int main(void)
