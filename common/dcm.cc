@@ -52,18 +52,29 @@ struct dh_dcm_net {
 };
 
 /*
- * DCMTK runs the server side of the TLS handshake inside
- * ASC_receiveAssociation with only its 60 s socket receive time-out: a
- * client that connects and stays silent would hold an acceptor thread (and
- * a shutdown) that long. These two classes bound the handshake by the
- * listener's ARTIM time-out instead, and put the socket's time-outs back
- * for the association that follows.
+ * DCMTK runs the TLS handshake inside ASC_receiveAssociation /
+ * ASC_requestAssociation with only its 60 s socket time-outs: a peer that
+ * connects and stays silent would hold an acceptor thread (and a shutdown),
+ * or a C-MOVE / storage commitment delivery, that long. These two classes
+ * bound the handshake by the listener's ARTIM time-out, or the requester's
+ * association time-out, and put the socket's time-outs back for the
+ * association that follows.
  */
 class BoundedTLSConnection : public DcmTLSConnection {
 public:
 	BoundedTLSConnection(DcmNativeSocketType s, SSL *ssl, int limit_s)
 		: DcmTLSConnection(s, ssl), limit(limit_s) {}
 	OFCondition serverSideHandshake() override
+	{
+		return bounded(true);
+	}
+	OFCondition clientSideHandshake() override
+	{
+		return bounded(false);
+	}
+
+private:
+	OFCondition bounded(bool server_side)
 	{
 		int fd = (int)getSocket();
 		struct timeval old_rcv = { 0, 0 }, old_snd = { 0, 0 }, tv = { limit, 0 };
@@ -75,7 +86,9 @@ public:
 			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		}
-		OFCondition c = DcmTLSConnection::serverSideHandshake();
+		/* qualified calls: the base class's handshake, not ours again */
+		OFCondition c = server_side ? DcmTLSConnection::serverSideHandshake()
+					    : DcmTLSConnection::clientSideHandshake();
 		if (saved && limit > 0) {
 			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &old_rcv, sizeof(old_rcv));
 			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &old_snd, sizeof(old_snd));
@@ -83,9 +96,11 @@ public:
 		return c;
 	}
 
-private:
 	int limit;
 };
+
+/* The time-out of the association this thread is requesting (assoc_request sets it). */
+static thread_local int request_timeout_s;
 
 class BoundedTLSLayer : public DcmTLSTransportLayer {
 public:
@@ -98,9 +113,10 @@ public:
 		if (!ssl)
 			return NULL;
 		SSL_set_fd(ssl, (int)s);
-		return new BoundedTLSConnection(s, ssl, handshake_timeout);
+		return new BoundedTLSConnection(s, ssl, server ? handshake_timeout : request_timeout_s);
 	}
-	int handshake_timeout = 0; /* seconds; 0: DCMTK's socket time-out */
+	int handshake_timeout = 0; /* listener: seconds; 0: DCMTK's socket time-out */
+	bool server = false;
 };
 
 struct dh_dcm_tls {
@@ -399,6 +415,7 @@ static int assoc_request(dh_dcm_assoc **out, const char *calling_ae, const char 
 			goto done;
 		}
 	}
+	request_timeout_s = timeout_s; /* bounds a TLS handshake (BoundedTLSConnection) */
 	c = ASC_requestAssociation(a->own_net, params, &a->assoc, NULL, NULL, DUL_BLOCK, timeout_s);
 	if (c.bad()) {
 		if (c == DUL_ASSOCIATIONREJECTED) {
@@ -565,6 +582,7 @@ extern "C" int dh_dcm_tls_new(dh_dcm_tls **out, int server, const dh_dcm_tls_opt
 
 	ERR_clear_error();
 	t->layer = new BoundedTLSLayer(server ? NET_ACCEPTOR : NET_REQUESTOR);
+	t->layer->server = server != 0;
 	if (!*t->layer) {
 		set_err_ssl(err, errlen, "cannot create a TLS context");
 		goto done;

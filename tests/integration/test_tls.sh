@@ -15,7 +15,8 @@
 #    bcp195 falls back to 1.1, bcp195-ext is TLS 1.2 only;
 #  - require_tls: an AE bound to TLS is rejected on the plain port;
 #  - clients silent during the handshake are dropped after the ARTIM
-#    time-out, so they block neither other clients nor a shutdown;
+#    time-out, so they block neither other clients nor a shutdown; a
+#    silent TLS move destination costs qr.move_timeout;
 #  - start-up errors: a missing certificate, a key of another certificate,
 #    an encrypted key, no CA: hubd --check-config and hubd itself exit 1
 #    with a message naming the file.
@@ -28,9 +29,11 @@ S=$(dh_samples)
 PROBE=$DH_BUILD/tests/tools/assocprobe
 dh_tls_certs hub client dest spoke
 DEST_PORT=$(dh_free_port)
+SILENT_PORT=$(dh_free_port)
 dh_tls_hub_lines require
-dh_hub_config "${DH_TLS_HUB_LINES[@]}" \
+dh_hub_config "${DH_TLS_HUB_LINES[@]}" "[qr]" "move_timeout = 3" \
 	"[remote.TLSDEST]" "host = 127.0.0.1" "port = $DEST_PORT" "tls = true" \
+	"[remote.SILENT]" "host = 127.0.0.1" "port = $SILENT_PORT" "tls = true" \
 	"[remote.RECALLER]" "host = 127.0.0.1" "require_tls = true"
 dh_hub_start
 grep -q "listening for DICOM over TLS on port $HUB_TLS_PORT" "$T/hubd.log" || dh_fail "no TLS listener logged"
@@ -126,6 +129,20 @@ cached=$T/cache/$(dh_psql "SELECT file_path FROM instance WHERE sop_uid = :'p1'"
 off_a=$("$DH_PYTHON" "$(dirname "$0")/dsbytes.py" "$cached" | md5sum)
 off_b=$("$DH_PYTHON" "$(dirname "$0")/dsbytes.py" "$got" | md5sum)
 dh_assert_eq "$off_a" "$off_b" "object moved over TLS byte-identical (data set)"
+# a destination that accepts the TCP connection but never answers the TLS
+# handshake costs the C-MOVE qr.move_timeout (3 s), not DCMTK's 60 s
+dh_bg "$DH_PYTHON" -c 'import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8); held = []
+while True: held.append(s.accept()[0])' "$SILENT_PORT"
+sleep 0.5
+t0=$SECONDS
+rc=0
+movescu -S -aet MOVESCU -aec DCMHUB -aem SILENT -k QueryRetrieveLevel=STUDY -k "StudyInstanceUID=$study" \
+	127.0.0.1 "$HUB_PORT" >"$T/silent.txt" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || dh_fail "C-MOVE to a silent TLS destination reported success"
+[ $((SECONDS - t0)) -le 20 ] || dh_fail "C-MOVE to a silent TLS destination took $((SECONDS - t0)) s"
+grep -q "C-MOVE: cannot open an association to SILENT" "$T/hubd.log" || dh_fail "silent destination not logged"
 
 # ---- verify_peer = ignore / check
 dh_hub_stop
