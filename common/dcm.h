@@ -429,6 +429,7 @@ int dh_dcm_net_listen_tls(dh_dcm_net **out, int port, int acse_timeout, dh_dcm_t
  * Same as dh_dcm_assoc_request, over TLS when tls (client-role, borrowed for
  * the call) is non-NULL: the server's certificate must verify against the
  * trusted CAs (its host name is not compared: DCMTK 3.6.7 has no check).
+ * timeout_s bounds the TLS handshake too.
  */
 int dh_dcm_assoc_request_tls(dh_dcm_assoc **out, const char *calling_ae, const char *called_ae,
 			     const char *host, int port, int max_pdu, int timeout_s,
