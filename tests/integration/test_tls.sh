@@ -6,7 +6,7 @@
 #  - C-MOVE asked over TLS (spokectl recall -c, TLS to the hub) to a
 #    destination reached over TLS ([remote.X] tls = true; storescp +tls):
 #    the object arrives byte-identical;
-#  - refused: plain DICOM on the TLS port, a client certificate from an
+#  - refused: random bytes and truncated TLS records, plain DICOM on the TLS port, a client certificate from an
 #    untrusted CA, a self-signed one, no certificate while verify_peer =
 #    require; a client that does not trust the hub's certificate gives up;
 #  - verify_peer = ignore accepts a client without certificate, check
@@ -84,6 +84,16 @@ if echoscu +tls "$TLS_DIR/client.key" "$TLS_DIR/client.pem" +cf "$TLS_DIR/rogue-
 	-aec DCMHUB 127.0.0.1 "$HUB_TLS_PORT" >"$T/untrusted-hub.txt" 2>&1; then
 	dh_fail "client accepted a hub certificate from a CA it does not trust"
 fi
+# garbage on the TLS port (random bytes, a truncated TLS record, a ClientHello
+# cut short) is refused without harm: the hub goes on answering
+for i in 1 2 3 4 5 6 7 8; do
+	head -c $((i * 700)) /dev/urandom >"/dev/tcp/127.0.0.1/$HUB_TLS_PORT" 2>/dev/null || true
+done
+printf '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03' >"/dev/tcp/127.0.0.1/$HUB_TLS_PORT" 2>/dev/null || true
+printf '\x16\x03\x03\xff\xff' >"/dev/tcp/127.0.0.1/$HUB_TLS_PORT" 2>/dev/null || true
+# shellcheck disable=SC2046
+echoscu $(dh_tls client) -aet ECHOSCU -aec DCMHUB 127.0.0.1 "$HUB_TLS_PORT" || dh_fail "echo after garbage"
+__dh_alive "$HUB_PID" || dh_fail "hubd died on garbage"
 # silent clients on the TLS port (more than the acceptor threads) hold the
 # handshake no longer than the ARTIM time-out (5 s), not DCMTK's 60 s
 exec 5<>"/dev/tcp/127.0.0.1/$HUB_TLS_PORT" 6<>"/dev/tcp/127.0.0.1/$HUB_TLS_PORT" 7<>"/dev/tcp/127.0.0.1/$HUB_TLS_PORT"
