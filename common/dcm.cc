@@ -572,6 +572,7 @@ extern "C" int dh_dcm_tls_new(dh_dcm_tls **out, int server, const dh_dcm_tls_opt
 	dh_dcm_tls *t = new dh_dcm_tls();
 	const char *cert = nonempty(o->certificate), *key = nonempty(o->private_key);
 	const char *ca_file = nonempty(o->ca_file), *ca_dir = nonempty(o->ca_dir);
+	const char *crl_file = nonempty(o->crl_file);
 	int verify = server ? o->verify : DH_TLS_VERIFY_REQUIRE;
 	DcmTLSSecurityProfile profile = o->profile == DH_TLS_PROFILE_BCP195 ? TSP_Profile_BCP195
 				      : o->profile == DH_TLS_PROFILE_BCP195_EXT ? TSP_Profile_BCP195_Extended
@@ -593,7 +594,8 @@ extern "C" int dh_dcm_tls_new(dh_dcm_tls **out, int server, const dh_dcm_tls_opt
 		goto done;
 	}
 	if (unreadable("certificate", cert, err, errlen) || unreadable("private key", key, err, errlen) ||
-	    (ca_file && unreadable("CA file", ca_file, err, errlen)))
+	    (ca_file && unreadable("CA file", ca_file, err, errlen)) ||
+	    (crl_file && unreadable("CRL file", crl_file, err, errlen)))
 		goto done;
 	/* an encrypted key then fails to load instead of OpenSSL prompting on a terminal */
 	t->layer->setPrivateKeyPasswd("");
@@ -624,6 +626,12 @@ extern "C" int dh_dcm_tls_new(dh_dcm_tls **out, int server, const dh_dcm_tls_opt
 	}
 	if (ca_dir && t->layer->addTrustedCertificateDir(ca_dir, DCF_Filetype_PEM).bad()) {
 		snprintf(what, sizeof(what), "CA directory '%s' cannot be used", ca_dir);
+		set_err_ssl(err, errlen, what);
+		goto done;
+	}
+	if (crl_file && (t->layer->addCertificateRevocationList(crl_file, DCF_Filetype_PEM).bad() ||
+			 t->layer->setCRLverification(TCR_checkLeafCRL).bad())) {
+		snprintf(what, sizeof(what), "CRL file '%s' cannot be used", crl_file);
 		set_err_ssl(err, errlen, what);
 		goto done;
 	}

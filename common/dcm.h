@@ -401,6 +401,9 @@ typedef struct {
 	const char *ca_dir;      /* OpenSSL hashed directory of CA certificates ("" or NULL: none) */
 	int verify;              /* DH_TLS_VERIFY_*; a client always requires and verifies */
 	int profile;             /* DH_TLS_PROFILE_* */
+	const char *crl_file;    /* PEM CRLs of the trusted CAs: a revoked peer certificate is
+				  * refused, and every verified peer's CA must have its CRL here
+				  * ("" or NULL: no revocation check) */
 } dh_dcm_tls_opts;
 
 /*

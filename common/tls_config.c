@@ -10,7 +10,7 @@ int dh_tls_config_open(const dh_tls_config *c, int want_client, dh_dcm_tls **ser
 {
 	char why[900] = "";
 	dh_dcm_tls_opts o = { c->certificate, c->private_key, c->ca_file, c->ca_dir, c->verify_peer,
-			      c->profile };
+			      c->profile, c->crl_file };
 
 	*server = NULL;
 	*client = NULL;

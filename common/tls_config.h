@@ -28,6 +28,7 @@ typedef struct {
 	char *private_key; /* PEM, not encrypted */
 	char *ca_file;     /* PEM bundle of trusted CAs */
 	char *ca_dir;      /* OpenSSL hashed CA directory */
+	char *crl_file;    /* PEM CRLs of the trusted CAs */
 	int verify_peer;   /* DH_TLS_VERIFY_* (the enum's order is the choices') */
 	int profile;       /* DH_TLS_PROFILE_* (idem) */
 } dh_tls_config;
@@ -44,6 +45,8 @@ typedef struct {
 	  "trusted CA certificates (PEM bundle) peer certificates are verified against", 1 },              \
 	{ "tls", "ca_dir", DH_CFG_STRING, "", offsetof(type, field.ca_dir), 0, 0, NULL,                      \
 	  "a directory of trusted CA certificates (OpenSSL hashed names, `openssl rehash`)", 1 },          \
+	{ "tls", "crl_file", DH_CFG_STRING, "", offsetof(type, field.crl_file), 0, 0, NULL,                  \
+	  "revocation lists (PEM) of the trusted CAs: revoked peers are refused; empty: no check", 1 },    \
 	{ "tls", "verify_peer", DH_CFG_ENUM, "require", offsetof(type, field.verify_peer), 0, 0,             \
 	  "require|check|ignore",                                                                           \
 	  "client certificate on the TLS port: required and verified (mutual auth), verified if sent, "    \

@@ -64,3 +64,19 @@ dh_tls_hub_lines() {
 dh_tls() {
 	echo "+tls $TLS_DIR/$1.key $TLS_DIR/$1.pem +cf $TLS_DIR/ca.pem"
 }
+
+# dh_tls_revoke NAME...: revokes NAME's certificate (made by dh_tls_certs) at
+# the test CA and writes the CA's CRL to $TLS_DIR/crl.pem.
+dh_tls_revoke() {
+	local d=$TLS_DIR n
+	[ -f "$d/index.txt" ] || : >"$d/index.txt"
+	[ -f "$d/crlnumber" ] || echo 01 >"$d/crlnumber"
+	printf '[ca]\ndefault_ca = test\n[test]\ndatabase = %s\ncrlnumber = %s\ndefault_md = sha256\ndefault_crl_days = 2\n' \
+		"$d/index.txt" "$d/crlnumber" >"$d/ca.cnf"
+	for n in "$@"; do
+		openssl ca -config "$d/ca.cnf" -revoke "$d/$n.pem" -keyfile "$d/ca.key" -cert "$d/ca.pem" \
+			>/dev/null 2>&1 || dh_fail "openssl: revoking $n"
+	done
+	openssl ca -config "$d/ca.cnf" -gencrl -keyfile "$d/ca.key" -cert "$d/ca.pem" -out "$d/crl.pem" \
+		>/dev/null 2>&1 || dh_fail "openssl: CRL"
+}

@@ -11,6 +11,7 @@
 #    require; a client that does not trust the hub's certificate gives up;
 #  - verify_peer = ignore accepts a client without certificate, check
 #    accepts it too but still refuses an untrusted one;
+#  - tls.crl_file: a revoked client certificate is refused;
 #  - tls.profile: bcp195-nd negotiates TLS 1.3/1.2 and refuses 1.1,
 #    bcp195 falls back to 1.1, bcp195-ext is TLS 1.2 only;
 #  - require_tls: an AE bound to TLS is rejected on the plain port;
@@ -27,7 +28,7 @@ dh_setup tls
 dh_pg_start
 S=$(dh_samples)
 PROBE=$DH_BUILD/tests/tools/assocprobe
-dh_tls_certs hub client dest spoke
+dh_tls_certs hub client dest spoke revoked
 DEST_PORT=$(dh_free_port)
 SILENT_PORT=$(dh_free_port)
 dh_tls_hub_lines require
@@ -173,6 +174,21 @@ if echoscu +tls "$TLS_DIR/rogue.key" "$TLS_DIR/rogue.pem" +cf "$TLS_DIR/ca.pem" 
 fi
 dh_hub_stop
 
+# ---- revocation: tls.crl_file refuses a revoked client certificate, accepts the others
+dh_tls_revoke revoked
+dh_tls_hub_lines require
+dh_hub_config "${DH_TLS_HUB_LINES[@]}" "crl_file = $TLS_DIR/crl.pem"
+dh_hub_start
+# shellcheck disable=SC2046
+echoscu $(dh_tls client) -aet ECHOSCU -aec DCMHUB 127.0.0.1 "$HUB_TLS_PORT" || dh_fail "good client refused with a CRL"
+# shellcheck disable=SC2046
+if echoscu $(dh_tls revoked) -aet ECHOSCU -aec DCMHUB 127.0.0.1 "$HUB_TLS_PORT" >/dev/null 2>&1; then
+	dh_fail "revoked client certificate accepted"
+fi
+grep -q "TLS port $HUB_TLS_PORT: connection refused: .*certificate verify failed" "$T/hubd.log" ||
+	dh_fail "revocation not logged"
+dh_hub_stop
+
 # ---- profiles: protocol versions as PS3.15 / DCMTK define them (openssl s_client as the peer)
 proto() { # [S_CLIENT-OPTION...]: the protocol negotiated with the hub, or "none"
 	local out p
@@ -226,6 +242,7 @@ check_fails "foreign key" "does not belong to certificate" "[tls]" "private_key 
 check_fails "encrypted key" "private key '$TLS_DIR/enc.key' cannot be loaded" "[tls]" "private_key = $TLS_DIR/enc.key"
 check_fails "no CA" "no trusted CA" "[tls]" "ca_file = "
 check_fails "not a certificate" "is not a usable PEM certificate" "[tls]" "certificate = $TLS_DIR/hub.key"
+check_fails "missing CRL" "CRL file '$T/nope.crl' cannot be read" "[tls]" "crl_file = $T/nope.crl"
 check_fails "client side only" "for peers configured with tls = true" "[tls]" "port = 0" "ca_file = " \
 	"[remote.X]" "tls = true"
 # no [tls] at all and no TLS remote: TLS stays off and nothing is asked for

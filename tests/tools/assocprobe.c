@@ -80,7 +80,7 @@ int main(int argc, char **argv)
 	}
 	dh_dcm_global_init(1);
 	if (ca) {
-		dh_dcm_tls_opts t = { cert, key, ca, NULL, DH_TLS_VERIFY_REQUIRE, DH_TLS_PROFILE_BCP195_ND };
+		dh_dcm_tls_opts t = { cert, key, ca, NULL, DH_TLS_VERIFY_REQUIRE, DH_TLS_PROFILE_BCP195_ND, NULL };
 		if (dh_dcm_tls_new(&tls, 0, &t, err, sizeof(err)) != DH_DCM_OK) {
 			fprintf(stderr, "assocprobe: %s\n", err);
 			return 1;
