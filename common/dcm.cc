@@ -29,7 +29,15 @@
 #include <dcmtk/dcmnet/assoc.h>
 #include <dcmtk/dcmnet/dimse.h>
 #include <dcmtk/dcmnet/diutil.h>
+#include <dcmtk/dcmtls/tlslayer.h>
+#include <dcmtk/dcmtls/tlstrans.h>
 #include <dcmtk/oflog/oflog.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -41,6 +49,79 @@
 
 struct dh_dcm_net {
 	T_ASC_Network *net;
+	OFBool secure; /* every connection is TLS (the transport layer is a dh_dcm_tls's) */
+};
+
+/*
+ * DCMTK runs the TLS handshake inside ASC_receiveAssociation /
+ * ASC_requestAssociation with only its 60 s socket time-outs: a peer that
+ * connects and stays silent would hold an acceptor thread (and a shutdown),
+ * or a C-MOVE / storage commitment delivery, that long. These two classes
+ * bound the handshake by the listener's ARTIM time-out, or the requester's
+ * association time-out, and put the socket's time-outs back for the
+ * association that follows.
+ */
+class BoundedTLSConnection : public DcmTLSConnection {
+public:
+	BoundedTLSConnection(DcmNativeSocketType s, SSL *ssl, int limit_s)
+		: DcmTLSConnection(s, ssl), limit(limit_s) {}
+	OFCondition serverSideHandshake() override
+	{
+		return bounded(true);
+	}
+	OFCondition clientSideHandshake() override
+	{
+		return bounded(false);
+	}
+
+private:
+	OFCondition bounded(bool server_side)
+	{
+		int fd = (int)getSocket();
+		struct timeval old_rcv = { 0, 0 }, old_snd = { 0, 0 }, tv = { limit, 0 };
+		socklen_t len = sizeof(old_rcv);
+		int saved = getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &old_rcv, &len) == 0;
+		len = sizeof(old_snd);
+		saved = saved && getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &old_snd, &len) == 0;
+		if (saved && limit > 0) {
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		}
+		/* qualified calls: the base class's handshake, not ours again */
+		OFCondition c = server_side ? DcmTLSConnection::serverSideHandshake()
+					    : DcmTLSConnection::clientSideHandshake();
+		if (saved && limit > 0) {
+			setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &old_rcv, sizeof(old_rcv));
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &old_snd, sizeof(old_snd));
+		}
+		return c;
+	}
+
+	int limit;
+};
+
+/* The time-out of the association this thread is requesting (assoc_request sets it). */
+static thread_local int request_timeout_s;
+
+class BoundedTLSLayer : public DcmTLSTransportLayer {
+public:
+	explicit BoundedTLSLayer(T_ASC_NetworkRole role) : DcmTLSTransportLayer(role, NULL, OFFalse) {}
+	DcmTransportConnection *createConnection(DcmNativeSocketType s, OFBool secure) override
+	{
+		if (!secure || !getNativeHandle())
+			return DcmTLSTransportLayer::createConnection(s, secure);
+		SSL *ssl = SSL_new(getNativeHandle());
+		if (!ssl)
+			return NULL;
+		SSL_set_fd(ssl, (int)s);
+		return new BoundedTLSConnection(s, ssl, server ? handshake_timeout : request_timeout_s);
+	}
+	int handshake_timeout = 0; /* listener: seconds; 0: DCMTK's socket time-out */
+	bool server = false;
+};
+
+struct dh_dcm_tls {
+	BoundedTLSLayer *layer;
 };
 
 struct dh_dcm_assoc {
@@ -83,6 +164,8 @@ extern "C" void dh_dcm_global_init(int log_level)
 	DJDecoderRegistration::registerCodecs();
 	DJLSDecoderRegistration::registerCodecs();
 	DcmRLEDecoderRegistration::registerCodecs();
+	/* OpenSSL's global state, once, before threads make TLS contexts */
+	DcmTLSTransportLayer::initializeOpenSSL();
 	OFLogger::LogLevel lvl = OFLogger::ERROR_LOG_LEVEL;
 	if (log_level >= 4)
 		lvl = OFLogger::DEBUG_LOG_LEVEL;
@@ -142,7 +225,7 @@ extern "C" int dh_dcm_net_accept(dh_dcm_net *net, int timeout_s, int max_pdu, dh
 {
 	*out = NULL;
 	T_ASC_Association *assoc = NULL;
-	OFCondition c = ASC_receiveAssociation(net->net, &assoc, max_pdu, NULL, NULL, OFFalse,
+	OFCondition c = ASC_receiveAssociation(net->net, &assoc, max_pdu, NULL, NULL, net->secure,
 					       DUL_NOBLOCK, timeout_s);
 	if (c.bad()) {
 		int rc = (c == DUL_NOASSOCIATIONREQUEST) ? DH_DCM_TIMEOUT : DH_DCM_ERROR;
@@ -241,6 +324,13 @@ extern "C" int dh_dcm_assoc_pc_accept(dh_dcm_assoc *a, int id, const char *ts, i
 	return DH_DCM_OK;
 }
 
+extern "C" int dh_dcm_assoc_pc_refuse(dh_dcm_assoc *a, int id)
+{
+	OFCondition c = ASC_refusePresentationContext(a->assoc->params, (T_ASC_PresentationContextID)id,
+						      ASC_P_USERREJECTION);
+	return c.good() ? DH_DCM_OK : DH_DCM_ERROR;
+}
+
 extern "C" const unsigned char *dh_dcm_assoc_ext_neg(const dh_dcm_assoc *a, const char *abstract_syntax,
 						     size_t *len)
 {
@@ -285,9 +375,10 @@ extern "C" int dh_dcm_assoc_reject(dh_dcm_assoc *a, int result, int source, int 
 
 /* ---- requesting an association ----------------------------------------- */
 
-extern "C" int dh_dcm_assoc_request(dh_dcm_assoc **out, const char *calling_ae, const char *called_ae,
-				    const char *host, int port, int max_pdu, int timeout_s,
-				    const dh_dcm_pc_req *pcs, int n_pcs, char *err, size_t errlen)
+/* Opens an association, over TLS when tls is non-NULL (dh_dcm_assoc_request[_tls]). */
+static int assoc_request(dh_dcm_assoc **out, const char *calling_ae, const char *called_ae, const char *host,
+			 int port, int max_pdu, int timeout_s, const dh_dcm_pc_req *pcs, int n_pcs,
+			 dh_dcm_tls *tls, char *err, size_t errlen)
 {
 	*out = NULL;
 	dh_dcm_assoc *a = new dh_dcm_assoc();
@@ -299,12 +390,19 @@ extern "C" int dh_dcm_assoc_request(dh_dcm_assoc **out, const char *calling_ae, 
 		set_err(err, errlen, "cannot initialise network", c);
 		goto done;
 	}
+	/* the layer stays the tls object's (not owned): many associations share it */
+	if (tls && (c = ASC_setTransportLayer(a->own_net, tls->layer, 0)).bad()) {
+		set_err(err, errlen, "cannot set up TLS", c);
+		goto done;
+	}
 	c = ASC_createAssociationParameters(&params, max_pdu);
 	if (c.bad()) {
 		set_err(err, errlen, "cannot create association", c);
 		goto done;
 	}
 	ASC_setAPTitles(params, calling_ae, called_ae, NULL);
+	if (tls)
+		ASC_setTransportLayerType(params, OFTrue);
 	snprintf(addr, sizeof(addr), "%s:%d", host, port);
 	ASC_setPresentationAddresses(params, "localhost", addr);
 	for (int i = 0; i < n_pcs; i++) {
@@ -318,6 +416,7 @@ extern "C" int dh_dcm_assoc_request(dh_dcm_assoc **out, const char *calling_ae, 
 			goto done;
 		}
 	}
+	request_timeout_s = timeout_s; /* bounds a TLS handshake (BoundedTLSConnection) */
 	c = ASC_requestAssociation(a->own_net, params, &a->assoc, NULL, NULL, DUL_BLOCK, timeout_s);
 	if (c.bad()) {
 		if (c == DUL_ASSOCIATIONREJECTED) {
@@ -349,6 +448,23 @@ extern "C" int dh_dcm_assoc_request(dh_dcm_assoc **out, const char *calling_ae, 
 done:
 	assoc_destroy(a);
 	return rc;
+}
+
+extern "C" int dh_dcm_assoc_request(dh_dcm_assoc **out, const char *calling_ae, const char *called_ae,
+				    const char *host, int port, int max_pdu, int timeout_s,
+				    const dh_dcm_pc_req *pcs, int n_pcs, char *err, size_t errlen)
+{
+	return assoc_request(out, calling_ae, called_ae, host, port, max_pdu, timeout_s, pcs, n_pcs, NULL, err,
+			     errlen);
+}
+
+extern "C" int dh_dcm_assoc_request_tls(dh_dcm_assoc **out, const char *calling_ae, const char *called_ae,
+					const char *host, int port, int max_pdu, int timeout_s,
+					const dh_dcm_pc_req *pcs, int n_pcs, dh_dcm_tls *tls, char *err,
+					size_t errlen)
+{
+	return assoc_request(out, calling_ae, called_ae, host, port, max_pdu, timeout_s, pcs, n_pcs, tls, err,
+			     errlen);
 }
 
 extern "C" int dh_dcm_assoc_find_pc(const dh_dcm_assoc *a, const char *abstract_syntax, const char *ts,
@@ -389,6 +505,20 @@ extern "C" const char *dh_dcm_assoc_pc_ts(const dh_dcm_assoc *a, int id)
 	return NULL;
 }
 
+extern "C" int dh_dcm_assoc_pc_result(const dh_dcm_assoc *a, int id)
+{
+	LST_HEAD **l = &a->assoc->params->DULparams.acceptedPresentationContext;
+	if (!*l)
+		return -1;
+	DUL_PRESENTATIONCONTEXT *pc = (DUL_PRESENTATIONCONTEXT *)LST_Head(l);
+	if (pc)
+		(void)LST_Position(l, (LST_NODE *)pc);
+	for (; pc; pc = (DUL_PRESENTATIONCONTEXT *)LST_Next(l))
+		if (pc->presentationContextID == id)
+			return pc->result;
+	return -1;
+}
+
 extern "C" int dh_dcm_assoc_release(dh_dcm_assoc *a)
 {
 	return ASC_releaseAssociation(a->assoc).good() ? DH_DCM_OK : DH_DCM_ERROR;
@@ -403,6 +533,175 @@ extern "C" void dh_dcm_assoc_abort(dh_dcm_assoc *a)
 extern "C" void dh_dcm_assoc_free(dh_dcm_assoc *a)
 {
 	assoc_destroy(a);
+}
+
+/* ---- DICOM over TLS ------------------------------------------------------ */
+
+/* The reason OpenSSL recorded last (its queue is per thread), or what. */
+static void set_err_ssl(char *err, size_t len, const char *what)
+{
+	char reason[256] = "";
+	unsigned long e = ERR_peek_last_error();
+	if (e)
+		ERR_error_string_n(e, reason, sizeof(reason));
+	ERR_clear_error();
+	if (err && len)
+		snprintf(err, len, "%s%s%s", what, *reason ? ": " : "", reason);
+}
+
+/* Names a file that cannot be read with the system's reason (before OpenSSL's vaguer one). */
+static int unreadable(const char *what, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (f) {
+		fclose(f);
+		return 0;
+	}
+	if (err && errlen)
+		snprintf(err, errlen, "%s '%s' cannot be read: %s", what, path, strerror(errno));
+	return 1;
+}
+
+static const char *nonempty(const char *s)
+{
+	return s && *s ? s : NULL;
+}
+
+extern "C" int dh_dcm_tls_new(dh_dcm_tls **out, int server, const dh_dcm_tls_opts *o, char *err, size_t errlen)
+{
+	*out = NULL;
+	dh_dcm_tls *t = new dh_dcm_tls();
+	const char *cert = nonempty(o->certificate), *key = nonempty(o->private_key);
+	const char *ca_file = nonempty(o->ca_file), *ca_dir = nonempty(o->ca_dir);
+	const char *crl_file = nonempty(o->crl_file);
+	int verify = server ? o->verify : DH_TLS_VERIFY_REQUIRE;
+	DcmTLSSecurityProfile profile = o->profile == DH_TLS_PROFILE_BCP195 ? TSP_Profile_BCP195
+				      : o->profile == DH_TLS_PROFILE_BCP195_EXT ? TSP_Profile_BCP195_Extended
+				      : TSP_Profile_BCP195_ND;
+	char what[1200];
+	int rc = DH_DCM_ERROR;
+	SSL_CTX *ctx;
+
+	ERR_clear_error();
+	t->layer = new BoundedTLSLayer(server ? NET_ACCEPTOR : NET_REQUESTOR);
+	t->layer->server = server != 0;
+	if (!*t->layer) {
+		set_err_ssl(err, errlen, "cannot create a TLS context");
+		goto done;
+	}
+	ctx = t->layer->getNativeHandle();
+	if (!cert || !key) {
+		set_err_text(err, errlen, "TLS needs a certificate and a private key (tls.certificate, tls.private_key)");
+		goto done;
+	}
+	if (unreadable("certificate", cert, err, errlen) || unreadable("private key", key, err, errlen) ||
+	    (ca_file && unreadable("CA file", ca_file, err, errlen)) ||
+	    (crl_file && unreadable("CRL file", crl_file, err, errlen)))
+		goto done;
+	/* an encrypted key then fails to load instead of OpenSSL prompting on a terminal */
+	t->layer->setPrivateKeyPasswd("");
+	/* the chain variant: a certificate file may carry its intermediate CAs */
+	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		snprintf(what, sizeof(what), "certificate '%s' is not a usable PEM certificate", cert);
+		set_err_ssl(err, errlen, what);
+		goto done;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+			snprintf(what, sizeof(what), "private key '%s' does not belong to certificate '%s'", key, cert);
+		else
+			snprintf(what, sizeof(what), "private key '%s' cannot be loaded (PEM, not encrypted)", key);
+		set_err_ssl(err, errlen, what);
+		goto done;
+	}
+	if (!t->layer->checkPrivateKeyMatchesCertificate()) {
+		if (err && errlen)
+			snprintf(err, errlen, "private key '%s' does not belong to certificate '%s'", key, cert);
+		ERR_clear_error();
+		goto done;
+	}
+	if (ca_file && t->layer->addTrustedCertificateFile(ca_file, DCF_Filetype_PEM).bad()) {
+		snprintf(what, sizeof(what), "CA file '%s' holds no usable PEM certificate", ca_file);
+		set_err_ssl(err, errlen, what);
+		goto done;
+	}
+	if (ca_dir && t->layer->addTrustedCertificateDir(ca_dir, DCF_Filetype_PEM).bad()) {
+		snprintf(what, sizeof(what), "CA directory '%s' cannot be used", ca_dir);
+		set_err_ssl(err, errlen, what);
+		goto done;
+	}
+	if (crl_file && (t->layer->addCertificateRevocationList(crl_file, DCF_Filetype_PEM).bad() ||
+			 t->layer->setCRLverification(TCR_checkLeafCRL).bad())) {
+		snprintf(what, sizeof(what), "CRL file '%s' cannot be used", crl_file);
+		set_err_ssl(err, errlen, what);
+		goto done;
+	}
+	if (verify != DH_TLS_VERIFY_IGNORE && !ca_file && !ca_dir) {
+		set_err_text(err, errlen, "peers' certificates must be verified but no trusted CA is configured "
+					  "(tls.ca_file or tls.ca_dir)");
+		goto done;
+	}
+	t->layer->setCertificateVerification(verify == DH_TLS_VERIFY_IGNORE  ? DCV_ignoreCertificate
+					     : verify == DH_TLS_VERIFY_CHECK ? DCV_checkCertificate
+									     : DCV_requireCertificate);
+	if (t->layer->setTLSProfile(profile).bad() || t->layer->activateCipherSuites().bad()) {
+		set_err_ssl(err, errlen, "cannot activate the TLS profile's cipher suites");
+		goto done;
+	}
+	*out = t;
+	t = NULL;
+	rc = DH_DCM_OK;
+done:
+	dh_dcm_tls_free(t);
+	return rc;
+}
+
+extern "C" void dh_dcm_tls_free(dh_dcm_tls *tls)
+{
+	if (!tls)
+		return;
+	delete tls->layer;
+	delete tls;
+}
+
+extern "C" int dh_dcm_net_listen_tls(dh_dcm_net **out, int port, int acse_timeout, dh_dcm_tls *tls, char *err,
+				     size_t errlen)
+{
+	dh_dcm_net *n = NULL;
+	if (dh_dcm_net_listen(&n, port, acse_timeout, err, errlen) != DH_DCM_OK)
+		return DH_DCM_ERROR;
+	OFCondition c = ASC_setTransportLayer(n->net, tls->layer, 0);
+	if (c.bad()) {
+		set_err(err, errlen, "cannot set up TLS", c);
+		dh_dcm_net_free(n);
+		return DH_DCM_ERROR;
+	}
+	n->secure = OFTrue;
+	tls->layer->handshake_timeout = acse_timeout; /* set before any thread accepts */
+	*out = n;
+	return DH_DCM_OK;
+}
+
+extern "C" int dh_dcm_assoc_tls_peer(const dh_dcm_assoc *a, char *subject, size_t len)
+{
+	if (subject && len)
+		subject[0] = '\0';
+	if (!a->assoc || !a->assoc->params || !a->assoc->params->DULparams.useSecureLayer)
+		return 0;
+	unsigned long n = ASC_getPeerCertificateLength(a->assoc);
+	if (subject && len && n > 0) {
+		std::vector<unsigned char> der(n);
+		if (ASC_getPeerCertificate(a->assoc, der.data(), n) == n) {
+			const unsigned char *p = der.data();
+			X509 *x = d2i_X509(NULL, &p, (long)n);
+			if (x) {
+				X509_NAME_oneline(X509_get_subject_name(x), subject, (int)len);
+				X509_free(x);
+			}
+		}
+		ERR_clear_error();
+	}
+	return 1;
 }
 
 /* ---- DIMSE ------------------------------------------------------------- */

@@ -98,6 +98,13 @@ int dh_dcm_assoc_pc_get(const dh_dcm_assoc *a, int i, int *id, const char **abst
 int dh_dcm_assoc_pc_accept(dh_dcm_assoc *a, int id, const char *ts, int role,
 			   const unsigned char *ext_neg, size_t ext_len);
 
+/*
+ * Refuses context id with result "user rejection" (a policy refusal: §5.2,
+ * per-AE rules), where leaving it unaccepted would say "abstract syntax
+ * not supported".
+ */
+int dh_dcm_assoc_pc_refuse(dh_dcm_assoc *a, int id);
+
 /* The SOP class extended negotiation bytes the requester proposed for an abstract syntax, or NULL. */
 const unsigned char *dh_dcm_assoc_ext_neg(const dh_dcm_assoc *a, const char *abstract_syntax,
 					  size_t *len);
@@ -137,6 +144,13 @@ int dh_dcm_assoc_request(dh_dcm_assoc **out, const char *calling_ae, const char 
  */
 int dh_dcm_assoc_find_pc(const dh_dcm_assoc *a, const char *abstract_syntax, const char *ts,
 			 int *id, const char **accepted_ts);
+
+/*
+ * The acceptor's answer for context id of an association we requested:
+ * 0 acceptance, 1 user rejection, 2 no reason, 3 abstract syntax not
+ * supported, 4 transfer syntaxes not supported; -1 when id is unknown.
+ */
+int dh_dcm_assoc_pc_result(const dh_dcm_assoc *a, int id);
 
 /* Releases (A-RELEASE) an association we requested. The handle stays valid until freed. */
 int dh_dcm_assoc_release(dh_dcm_assoc *a);
@@ -365,6 +379,83 @@ int dh_dcm_render(const char *path, const unsigned char *buf, size_t len, const 
 
 /* Byte offset of the data set in a DICOM file (after preamble and meta), or -1. */
 long dh_dcm_file_dataset_offset(const char *path);
+
+/* ---- DICOM over TLS ------------------------------------------------------ */
+
+/*
+ * TLS for associations (PS3.15 Annex B: the BCP 195 TLS Secure Transport
+ * Connection Profiles, over OpenSSL through DCMTK's dcmtls). A dh_dcm_tls
+ * holds our certificate, private key, the trusted CA certificates, the
+ * peer verification mode and the cipher suite profile, loaded and checked
+ * once; it is read-only afterwards, so any number of threads and
+ * associations may share it. One is made for each role: a server one for
+ * listeners, a client one for associations we request.
+ */
+typedef struct dh_dcm_tls dh_dcm_tls;
+
+enum {
+	DH_TLS_VERIFY_REQUIRE = 0, /* the peer must present a certificate a trusted CA signed */
+	DH_TLS_VERIFY_CHECK = 1,   /* verified when presented; none is accepted (server only) */
+	DH_TLS_VERIFY_IGNORE = 2   /* not asked for (server only) */
+};
+
+enum {
+	DH_TLS_PROFILE_BCP195_ND = 0, /* Non-downgrading BCP 195: TLS 1.2 or newer only */
+	DH_TLS_PROFILE_BCP195 = 1,    /* BCP 195: prefers TLS 1.2, may fall back to 1.0/1.1 */
+	DH_TLS_PROFILE_BCP195_EXT = 2 /* Extended BCP 195: TLS 1.2 only, stronger key sizes */
+};
+
+typedef struct {
+	const char *certificate; /* PEM: our certificate, optionally followed by its chain */
+	const char *private_key; /* PEM, not encrypted (protect it with file permissions) */
+	const char *ca_file;     /* PEM bundle of trusted CA certificates ("" or NULL: none) */
+	const char *ca_dir;      /* OpenSSL hashed directory of CA certificates ("" or NULL: none) */
+	int verify;              /* DH_TLS_VERIFY_*; a client always requires and verifies */
+	int profile;             /* DH_TLS_PROFILE_* */
+	const char *crl_file;    /* PEM CRLs of the trusted CAs: a revoked peer certificate is
+				  * refused, and every verified peer's CA must have its CRL here
+				  * ("" or NULL: no revocation check) */
+} dh_dcm_tls_opts;
+
+/*
+ * Loads and checks the settings for one role (server != 0: listener).
+ * Fails, with a message naming the file and the reason, when a file is
+ * missing or unreadable, the key is encrypted or does not match the
+ * certificate, or no CA is given although peers must be verified.
+ * Requires dh_dcm_global_init. The caller owns *out.
+ */
+int dh_dcm_tls_new(dh_dcm_tls **out, int server, const dh_dcm_tls_opts *o, char *err, size_t errlen);
+void dh_dcm_tls_free(dh_dcm_tls *tls);
+
+/*
+ * Same as dh_dcm_net_listen, every connection a TLS one (server-role tls,
+ * borrowed: it must outlive the net). The TLS handshake runs inside
+ * dh_dcm_net_accept; a failed one (plain DICOM, an untrusted or missing
+ * client certificate) returns an error there and closes the connection.
+ * The handshake is bounded by acse_timeout like the A-ASSOCIATE-RQ, so a
+ * silent peer holds an accepting thread no longer on this port than on a
+ * plain one.
+ */
+int dh_dcm_net_listen_tls(dh_dcm_net **out, int port, int acse_timeout, dh_dcm_tls *tls, char *err,
+			  size_t errlen);
+
+/*
+ * Same as dh_dcm_assoc_request, over TLS when tls (client-role, borrowed for
+ * the call) is non-NULL: the server's certificate must verify against the
+ * trusted CAs (its host name is not compared: DCMTK 3.6.7 has no check).
+ * timeout_s bounds the TLS handshake too.
+ */
+int dh_dcm_assoc_request_tls(dh_dcm_assoc **out, const char *calling_ae, const char *called_ae,
+			     const char *host, int port, int max_pdu, int timeout_s,
+			     const dh_dcm_pc_req *pcs, int n_pcs, dh_dcm_tls *tls, char *err,
+			     size_t errlen);
+
+/*
+ * 1 when the association runs over TLS, else 0. When subject is non-NULL
+ * it gets the peer certificate's subject ("" when the peer sent none, or
+ * for a plain association).
+ */
+int dh_dcm_assoc_tls_peer(const dh_dcm_assoc *a, char *subject, size_t len);
 
 /* ---- well-known UIDs --------------------------------------------------- */
 

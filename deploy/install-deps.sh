@@ -17,6 +17,8 @@ pkgs=(
   postgresql postgresql-client dcmtk
   # test peers and sample data nobody here wrote
   dicom3tools python3-pydicom curl procps util-linux iproute2 psmisc
+  # TLS tests make their certificates with the openssl CLI
+  openssl
 )
 if [ "${1:-}" = "--bench" ]; then
   pkgs+=(orthanc orthanc-postgresql postgresql-contrib jq)

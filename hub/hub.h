@@ -29,6 +29,9 @@ typedef struct hub {
 	hub_config cfg;
 	dh_db *db;
 	dh_dcm_net *net;
+	dh_dcm_net *tls_net;      /* TLS listener (tls.port); NULL when off */
+	dh_dcm_tls *tls_server;   /* its TLS context (hub_tls.c) */
+	dh_dcm_tls *tls_client;   /* for [remote.X] tls = true; NULL when none is */
 	stgcmt *stgcmt;
 	archiver *archiver;       /* hub/nearline.c; NULL when archiving is off */
 	cc_worker *cc_worker;     /* parked-cc retries (hub/cc_apply.c) */
@@ -82,5 +85,24 @@ int stgcmt_start(hub *h);                 /* starts the delivery worker */
 void stgcmt_stop(hub *h);                 /* stops and joins it */
 /* Handles an N-ACTION (Request Storage Commitment). Returns 0 or -1 as ingest_store. */
 int stgcmt_action(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd);
+
+/* ---- hub_tls.c: DICOM over TLS ---- */
+
+/*
+ * Loads the TLS contexts the configuration asks for (listener when tls.port
+ * is set, client when a [remote.X] has tls = true). Needs dh_dcm_global_init.
+ * Returns 0, or -1 with the reason in err (a start-up error).
+ */
+int hub_tls_open(hub *h, char *err, size_t errlen);
+void hub_tls_close(hub *h);
+
+/*
+ * Opens an association from the hub's AE title to remote r (its host,
+ * port, and TLS when r->tls), with the hub's max PDU. Every association the
+ * hub requests goes through here, so [remote.X] tls applies to all of them.
+ * Same returns as dh_dcm_assoc_request.
+ */
+int hub_connect(hub *h, dh_dcm_assoc **out, const hub_remote_ae *r, int timeout_s, const dh_dcm_pc_req *pcs,
+		int n_pcs, char *err, size_t errlen);
 
 #endif

@@ -7,6 +7,7 @@
  */
 #include "hub_config.h"
 
+#include "assoc_rules.h"
 #include "config.h"
 
 #include <arpa/inet.h>
@@ -102,6 +103,7 @@ static const dh_cfg_option hub_options[] = {
 	  "PEM certificate (chain) for HTTPS on the WADO port; empty: plain HTTP", 1 },
 	{ "wado", "tls_key_file", DH_CFG_STRING, "", O(wado_tls_key_file), 0, 0, NULL,
 	  "PEM private key of tls_cert_file (not readable by group or others)", 1 },
+	DH_TLS_CFG_OPTIONS(hub_config, tls),
 	DH_CFG_END
 };
 
@@ -121,6 +123,12 @@ static const dh_cfg_option remote_options[] = {
 	{ NULL, "port", DH_CFG_INT, "104", R(port), 1, 65535, NULL, "its DICOM port", 0 },
 	{ NULL, "uncompressed", DH_CFG_BOOL, "false", R(uncompressed), 0, 0, NULL,
 	  "as a C-MOVE destination, always receive native (uncompressed) pixel data", 0 },
+	{ NULL, "tls", DH_CFG_BOOL, "false", R(tls), 0, 0, NULL,
+	  "the hub reaches it over TLS (port is then its TLS port): C-MOVE, storage commitment results", 0 },
+	{ NULL, "require_tls", DH_CFG_BOOL, "false", R(require_tls), 0, 0, NULL,
+	  "accept its associations only on the TLS listener (tls.port)", 0 },
+	{ NULL, "services", DH_CFG_STRING, "all", R(services), 0, 0, NULL,
+	  "services it may use: all, none, or a list of echo, store, find, move, get, stgcmt, mpps", 0 },
 	DH_CFG_END
 };
 
@@ -251,6 +259,22 @@ int hub_config_load(hub_config *cfg, const char *path, char *err, size_t errlen)
 			snprintf(err, errlen, "%s: [remote.%s]: not an AE title", path, cfg->remotes[i].ae_title);
 			return -1;
 		}
+		char why[200];
+		if (assoc_rules_parse(cfg->remotes[i].services, &cfg->remotes[i].services_mask, why,
+				      sizeof(why)) < 0) {
+			snprintf(err, errlen, "%s: [remote.%s]: services: %s", path, cfg->remotes[i].ae_title, why);
+			return -1;
+		}
+		if (cfg->remotes[i].require_tls && cfg->tls.port == 0) {
+			snprintf(err, errlen, "%s: [remote.%s]: require_tls needs a TLS listener (tls.port)", path,
+				 cfg->remotes[i].ae_title);
+			return -1;
+		}
+	}
+	if (cfg->tls.port == cfg->port) {
+		snprintf(err, errlen, "%s: tls.port %ld is hub.port too: the TLS listener needs a port of its own",
+			 path, cfg->tls.port);
+		return -1;
 	}
 	for (int i = 0; i < cfg->n_spokes; i++) {
 		const hub_spoke *sp = &cfg->spokes[i];
@@ -335,12 +359,16 @@ void hub_config_write(FILE *out, const hub_config *cfg)
 		     "# storage commitment results and C-MOVE destinations). The section name\n"
 		     "# carries the AE title.\n");
 	if (cfg && cfg->n_remotes) {
-		for (int i = 0; i < cfg->n_remotes; i++)
+		for (int i = 0; i < cfg->n_remotes; i++) {
 			fprintf(out, "\n[remote.%s]\nhost = %s\nport = %ld\nuncompressed = %s\n",
 				cfg->remotes[i].ae_title, cfg->remotes[i].host, cfg->remotes[i].port,
 				cfg->remotes[i].uncompressed ? "true" : "false");
+			fprintf(out, "tls = %s\nrequire_tls = %s\nservices = %s\n", cfg->remotes[i].tls ? "true" : "false",
+				cfg->remotes[i].require_tls ? "true" : "false", cfg->remotes[i].services);
+		}
 	} else {
 		fprintf(out, "# [remote.MODALITY1]\n# host = 127.0.0.1\n# port = 104\n# uncompressed = false\n");
+		fprintf(out, "# tls = false\n# require_tls = false\n# services = all\n");
 	}
 	write_volumes(out, cfg);
 	fprintf(out, "\n# One section per spoke allowed to send change contexts. The section name\n"

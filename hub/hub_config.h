@@ -11,6 +11,8 @@
 #ifndef HUB_CONFIG_H
 #define HUB_CONFIG_H
 
+#include "tls_config.h"
+
 #include <stdio.h>
 
 enum { HUB_DUP_REJECT = 0, HUB_DUP_ACCEPT = 1, HUB_DUP_OVERWRITE = 2 };
@@ -21,6 +23,10 @@ typedef struct {
 	char *host;
 	long port;
 	int uncompressed; /* C-MOVE: always send native (uncompressed) pixel data */
+	int tls;          /* we reach it over TLS (its port is its TLS port) */
+	int require_tls;  /* its associations are accepted only on the TLS listener */
+	char *services;   /* what it may use as SCU (assoc_rules.h): "all", "none", "store,find"... */
+	unsigned services_mask; /* services parsed at load (HUB_SVC_*) */
 } hub_remote_ae;
 
 /* A nearline volume from a [volume.NAME] section. */
@@ -90,6 +96,8 @@ typedef struct {
 	long wado_timeout;
 	char *wado_tls_cert_file;
 	char *wado_tls_key_file;
+	/* [tls] */
+	dh_tls_config tls;
 	/* [spoke.*] */
 	hub_spoke *spokes;
 	int n_spokes;

@@ -34,7 +34,8 @@ static void usage(FILE *out)
 		"SIGTERM or SIGINT stops it cleanly.\n"
 		"\n"
 		"  -c, --config FILE   configuration file (INI); without it the defaults apply\n"
-		"      --check-config  load and check the configuration, then exit\n"
+		"      --check-config  load and check the configuration (and the TLS certificates,\n"
+		"                      key and CAs it names), then exit\n"
 		"      --print-config  print the configuration (every option, commented) and exit;\n"
 		"                      with -c the file's values, else the defaults\n"
 		"  -h, --help          this help\n"
@@ -125,6 +126,12 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (check) {
+		/* certificates and keys are part of the configuration: load them too */
+		dh_dcm_global_init(0);
+		if (hub_tls_open(&h, err, sizeof(err)) < 0) {
+			fprintf(stderr, "hubd: %s\n", err);
+			goto out;
+		}
 		printf("hubd: configuration OK\n");
 		rc = 0;
 		goto out;
@@ -139,6 +146,10 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	dh_dcm_global_init(dh_log_threshold);
+	if (hub_tls_open(&h, err, sizeof(err)) < 0) {
+		DH_ERROR("%s", err);
+		goto out;
+	}
 	if (ingest_prepare_cache(&h) < 0)
 		goto out;
 	if (open_database(&h) < 0)
@@ -146,6 +157,11 @@ int main(int argc, char **argv)
 	if (dh_dcm_net_listen(&h.net, (int)h.cfg.port, (int)h.cfg.artim_timeout, err, sizeof(err)) !=
 	    DH_DCM_OK) {
 		DH_ERROR("port %ld: %s", h.cfg.port, err);
+		goto out;
+	}
+	if (h.tls_server && dh_dcm_net_listen_tls(&h.tls_net, (int)h.cfg.tls.port, (int)h.cfg.artim_timeout,
+						  h.tls_server, err, sizeof(err)) != DH_DCM_OK) {
+		DH_ERROR("tls.port %ld: %s", h.cfg.tls.port, err);
 		goto out;
 	}
 	if (stgcmt_start(&h) < 0 || archive_start(&h) < 0 || cc_apply_start(&h) < 0 || cc_recv_start(&h) < 0 ||
@@ -157,6 +173,8 @@ int main(int argc, char **argv)
 		goto out;
 	DH_INFO("hubd %s listening as %s on port %ld (cache %s)", DH_VERSION, h.cfg.ae_title, h.cfg.port,
 		h.cfg.cache_dir);
+	if (h.tls_net)
+		DH_INFO("listening for DICOM over TLS on port %ld", h.cfg.tls.port);
 	for (;;) {
 		int sig = 0;
 		if (sigwait(&sigs, &sig) != 0)
@@ -186,6 +204,8 @@ out:
 	archive_stop(&h);
 	stgcmt_stop(&h);
 	dh_dcm_net_free(h.net);
+	dh_dcm_net_free(h.tls_net);
+	hub_tls_close(&h);
 	dh_db_close(h.db);
 	hub_config_free(&h.cfg);
 	return rc;

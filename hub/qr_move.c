@@ -444,8 +444,7 @@ static unsigned int run_suboperations(move_run *m, const move_set *set, const hu
 		return ST_UNABLE;
 	}
 	int n_pc = plan_contexts(set, dest->uncompressed, req);
-	int rc = dh_dcm_assoc_request(&d, h->cfg.ae_title, dest->ae_title, dest->host, (int)dest->port,
-				      (int)h->cfg.max_pdu, (int)h->cfg.move_timeout, req, n_pc, err, sizeof(err));
+	int rc = hub_connect(h, &d, dest, (int)h->cfg.move_timeout, req, n_pc, err, sizeof(err));
 	free(req);
 	if (rc != DH_DCM_OK) {
 		DH_WARN("C-MOVE: cannot open an association to %s (%s:%ld): %s", dest->ae_title, dest->host,

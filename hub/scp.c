@@ -12,9 +12,16 @@
  *
  * Negotiation (conformance §2.2.1.4, §5.2): the Calling AE must have a
  * [remote.X] section when validate_calling_ae is on; when the Called AE is
- * not ours only Verification is accepted.
+ * not ours only Verification is accepted; a configured remote AE gets only
+ * the services its [remote.X] services lists, and with require_tls only on
+ * the TLS listener. Policy refusals of a context say "user rejection".
+ *
+ * Two listeners may run side by side, the plain one (hub.port) and the TLS
+ * one (tls.port), each with its own acceptor threads; past the handshake an
+ * association is served the same way whichever it came through.
  */
 #include "hub.h"
+#include "assoc_rules.h"
 #include "log.h"
 #include "qr.h"
 #include "sopclass.h"
@@ -34,6 +41,16 @@ typedef struct {
 	unsigned long id;
 } assoc_job;
 
+/* One listening socket and what its acceptor threads need (one hub per process). */
+typedef struct {
+	hub *h;
+	dh_dcm_net *net;
+	long port;
+	int n_threads; /* acceptors started on it */
+} listener;
+
+static listener listeners[2]; /* plain, TLS */
+
 /* Verification and storage commitment: Explicit VR LE preferred over Implicit (Table 2-19). */
 static const char *choose_plain_ts(const char *const *ts, int n)
 {
@@ -46,7 +63,7 @@ static const char *choose_plain_ts(const char *const *ts, int n)
 }
 
 /* Accepts what we serve among the proposed contexts; returns the number accepted. */
-static int negotiate(hub *h, dh_dcm_assoc *a, int called_ok)
+static int negotiate(hub *h, dh_dcm_assoc *a, int called_ok, const hub_remote_ae *r)
 {
 	int accepted = 0;
 	for (int i = 0; i < dh_dcm_assoc_pc_count(a); i++) {
@@ -56,6 +73,14 @@ static int negotiate(hub *h, dh_dcm_assoc *a, int called_ok)
 		if (dh_dcm_assoc_pc_get(a, i, &id, &as, &ts, &n_ts, &role) != DH_DCM_OK)
 			continue;
 		const char *pick = NULL;
+		if (!assoc_rules_allows(r, as) || (!called_ok && strcmp(as, DH_UID_VERIFICATION) != 0)) {
+			/* §5.2: a service this AE may not use, or a foreign Called AE beyond Verification */
+			DH_DEBUG("refused presentation context %d (%s): %s", id, as,
+				 called_ok ? "service not allowed for this AE ([remote] services)"
+					   : "called AE title not ours");
+			dh_dcm_assoc_pc_refuse(a, id);
+			continue;
+		}
 		if (strcmp(as, DH_UID_VERIFICATION) == 0) {
 			pick = choose_plain_ts(ts, n_ts);
 		} else if (!called_ok) {
@@ -160,16 +185,27 @@ static void *assoc_main(void *arg)
 	const char *called = dh_dcm_assoc_called_ae(a);
 
 	dh_log_set_context("assoc %lu %s->%s", job->id, calling, called);
-	if (h->cfg.validate_calling_ae && !hub_config_remote(&h->cfg, calling)) {
+	const hub_remote_ae *r = hub_config_remote(&h->cfg, calling);
+	char subject[256];
+	int tls = dh_dcm_assoc_tls_peer(a, subject, sizeof(subject));
+	if (tls)
+		DH_DEBUG("TLS from %s, certificate %s", dh_dcm_assoc_peer_host(a), *subject ? subject : "(none)");
+	if (h->cfg.validate_calling_ae && !r) {
 		DH_WARN("rejected: calling AE title '%s' from %s is not configured", calling,
 			dh_dcm_assoc_peer_host(a));
 		dh_dcm_assoc_reject(a, 1, 1, 3);
 		goto done;
 	}
+	if (r && r->require_tls && !tls) {
+		DH_WARN("rejected: '%s' must use the TLS port (require_tls) but came in plain from %s", calling,
+			dh_dcm_assoc_peer_host(a));
+		dh_dcm_assoc_reject(a, 1, 1, 1);
+		goto done;
+	}
 	int called_ok = strcmp(called, h->cfg.ae_title) == 0;
 	if (!called_ok)
 		DH_INFO("called AE title '%s' is not ours: Verification only", called);
-	int n = negotiate(h, a, called_ok);
+	int n = negotiate(h, a, called_ok, r);
 	if (n == 0) {
 		/* nothing we serve was proposed: say why instead of accepting an empty association */
 		DH_WARN("rejected: no acceptable presentation context%s",
@@ -193,15 +229,20 @@ done:
 
 static void *acceptor_main(void *arg)
 {
-	hub *h = arg;
+	listener *l = arg;
+	hub *h = l->h;
 	char err[256];
 	while (!h->stop) {
 		dh_dcm_assoc *a = NULL;
-		int rc = dh_dcm_net_accept(h->net, 1, (int)h->cfg.max_pdu, &a, err, sizeof(err));
+		int rc = dh_dcm_net_accept(l->net, 1, (int)h->cfg.max_pdu, &a, err, sizeof(err));
 		if (rc == DH_DCM_TIMEOUT)
 			continue;
 		if (rc != DH_DCM_OK) {
-			DH_DEBUG("%s", err);
+			/* on the TLS port a failed handshake (plain DICOM, untrusted certificate) lands here */
+			if (l->net == h->tls_net && !h->stop)
+				DH_WARN("TLS port %ld: connection refused: %s", l->port, err);
+			else
+				DH_DEBUG("%s", err);
 			continue;
 		}
 		if (h->stop) { /* our own wake-up connection, or a late caller */
@@ -239,12 +280,20 @@ static void *acceptor_main(void *arg)
 int scp_start(hub *h)
 {
 	int n = (int)h->cfg.acceptor_threads;
-	h->acceptors = calloc((size_t)n, sizeof(*h->acceptors));
+	listeners[0] = (listener){ h, h->net, h->cfg.port, 0 };
+	listeners[1] = (listener){ h, h->tls_net, h->cfg.tls.port, 0 };
+	h->acceptors = calloc((size_t)n * 2, sizeof(*h->acceptors));
 	if (!h->acceptors)
 		return -1;
-	for (h->n_acceptors = 0; h->n_acceptors < n; h->n_acceptors++)
-		if (pthread_create(&h->acceptors[h->n_acceptors], NULL, acceptor_main, h) != 0)
-			break;
+	h->n_acceptors = 0;
+	for (int k = 0; k < 2; k++) {
+		listener *l = &listeners[k];
+		for (; l->net && l->n_threads < n; l->n_threads++, h->n_acceptors++)
+			if (pthread_create(&h->acceptors[h->n_acceptors], NULL, acceptor_main, l) != 0)
+				break;
+		if (l->net && l->n_threads == 0)
+			return -1;
+	}
 	return h->n_acceptors > 0 ? 0 : -1;
 }
 
@@ -254,17 +303,20 @@ int scp_start(hub *h)
  */
 static void wake_acceptors(const hub *h)
 {
-	for (int i = 0; i < h->n_acceptors; i++) {
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
-		if (fd < 0)
-			return;
-		struct sockaddr_in sa;
-		memset(&sa, 0, sizeof(sa));
-		sa.sin_family = AF_INET;
-		sa.sin_port = htons((uint16_t)h->cfg.port);
-		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		(void)connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-		close(fd);
+	(void)h; /* the listeners know their ports */
+	for (int k = 0; k < 2; k++) {
+		for (int i = 0; i < listeners[k].n_threads; i++) {
+			int fd = socket(AF_INET, SOCK_STREAM, 0);
+			if (fd < 0)
+				return;
+			struct sockaddr_in sa;
+			memset(&sa, 0, sizeof(sa));
+			sa.sin_family = AF_INET;
+			sa.sin_port = htons((uint16_t)listeners[k].port);
+			sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			(void)connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+			close(fd);
+		}
 	}
 }
 
@@ -277,6 +329,7 @@ void scp_stop(hub *h)
 	free(h->acceptors);
 	h->acceptors = NULL;
 	h->n_acceptors = 0;
+	listeners[0].n_threads = listeners[1].n_threads = 0;
 	/* give open associations a moment to finish their current message */
 	for (int i = 0; i < 100 && atomic_load(&h->active) > 0; i++) {
 		struct timespec ts = { 0, 100 * 1000 * 1000 };

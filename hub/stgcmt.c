@@ -255,8 +255,7 @@ static int deliver(hub *h, const char *requester, int event_type, const dh_dcm_d
 	}
 	static const char *const ts[] = { DH_TS_EXPLICIT_LE, DH_TS_IMPLICIT_LE };
 	dh_dcm_pc_req req = { DH_UID_STGCMT_PUSH, ts, 2, 2 /* we are the SCP of the SOP class */ };
-	if (dh_dcm_assoc_request(&a, h->cfg.ae_title, requester, r->host, (int)r->port, (int)h->cfg.max_pdu,
-				 (int)h->cfg.acse_timeout, &req, 1, err, errlen) != DH_DCM_OK)
+	if (hub_connect(h, &a, r, (int)h->cfg.acse_timeout, &req, 1, err, errlen) != DH_DCM_OK)
 		goto done;
 	if (dh_dcm_assoc_find_pc(a, DH_UID_STGCMT_PUSH, NULL, &pc, NULL) != DH_DCM_OK) {
 		snprintf(err, errlen, "%s refused the Storage Commitment context", requester);

@@ -377,8 +377,9 @@ static int forward_round(forwarder *f)
 		goto done;
 	}
 	n_pc = plan_contexts(o, n, req);
-	int rc = dh_dcm_assoc_request(&a, c->ae_title, c->hub_ae_title, c->hub_host, (int)c->hub_port,
-				      (int)c->max_pdu, (int)c->acse_timeout, req, n_pc, err, sizeof(err));
+	int rc = dh_dcm_assoc_request_tls(&a, c->ae_title, c->hub_ae_title, c->hub_host, (int)c->hub_port,
+					  (int)c->max_pdu, (int)c->acse_timeout, req, n_pc, s->tls_client, err,
+					  sizeof(err));
 	if (rc != DH_DCM_OK) {
 		hub_unreachable(f, rc == DH_DCM_REJECTED ? "association rejected" : err);
 		goto done;

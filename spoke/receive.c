@@ -6,7 +6,10 @@
  * Threads as in the hub (hub/scp.c): a few acceptor threads read
  * association requests, every accepted association gets its own detached
  * thread, and spoke.max_associations caps them (over the cap: "local
- * limit exceeded", transient, so the PACS retries).
+ * limit exceeded", transient, so the PACS retries). With tls.port set a
+ * second listener takes DICOM over TLS (the PACS, or the hub delivering
+ * storage commitment results when its [remote.X] has tls = true), with
+ * acceptor threads of its own.
  *
  * Negotiation: the Calling AE must have a [remote.X] section when
  * spoke.validate_calling_ae is on. Accepted: Verification, the standard
@@ -59,6 +62,16 @@ typedef struct {
 	dh_dcm_assoc *a;
 	unsigned long id;
 } assoc_job;
+
+/* One listening socket and its acceptor threads (one spoke per process). */
+typedef struct {
+	spoke *s;
+	dh_dcm_net *net;
+	long port;
+	int n_threads;
+} listener;
+
+static listener listeners[2]; /* plain, TLS */
 
 /* ------------------------------------------------------------------ */
 /* negotiation */
@@ -598,6 +611,9 @@ static void *assoc_main(void *arg)
 	int called_ok, n;
 
 	dh_log_set_context("assoc %lu %s->%s", job->id, calling, called);
+	char subject[256];
+	if (dh_dcm_assoc_tls_peer(a, subject, sizeof(subject)))
+		DH_DEBUG("TLS from %s, certificate %s", dh_dcm_assoc_peer_host(a), *subject ? subject : "(none)");
 	if (s->cfg.validate_calling_ae && !spoke_config_remote(&s->cfg, calling)) {
 		DH_WARN("rejected: calling AE title '%s' from %s is not configured", calling,
 			dh_dcm_assoc_peer_host(a));
@@ -630,12 +646,13 @@ done:
 
 static void *acceptor_main(void *arg)
 {
-	spoke *s = arg;
+	listener *l = arg;
+	spoke *s = l->s;
 	char err[256];
 
 	while (!s->stop) {
 		dh_dcm_assoc *a = NULL;
-		int rc = dh_dcm_net_accept(s->net, 1, (int)s->cfg.max_pdu, &a, err, sizeof(err));
+		int rc = dh_dcm_net_accept(l->net, 1, (int)s->cfg.max_pdu, &a, err, sizeof(err));
 		unsigned long id;
 		assoc_job *job;
 		pthread_t t;
@@ -644,7 +661,11 @@ static void *acceptor_main(void *arg)
 		if (rc == DH_DCM_TIMEOUT)
 			continue;
 		if (rc != DH_DCM_OK) {
-			DH_DEBUG("%s", err);
+			/* on the TLS port a failed handshake (plain DICOM, untrusted certificate) lands here */
+			if (l->net == s->tls_net && !s->stop)
+				DH_WARN("TLS port %ld: connection refused: %s", l->port, err);
+			else
+				DH_DEBUG("%s", err);
 			continue;
 		}
 		if (s->stop) { /* our own wake-up connection, or a late caller */
@@ -678,30 +699,41 @@ static void *acceptor_main(void *arg)
 
 int receive_start(spoke *s)
 {
-	s->acceptors = calloc(N_ACCEPTORS, sizeof(*s->acceptors));
+	listeners[0] = (listener){ s, s->net, s->cfg.port, 0 };
+	listeners[1] = (listener){ s, s->tls_net, s->cfg.tls.port, 0 };
+	s->acceptors = calloc(2 * N_ACCEPTORS, sizeof(*s->acceptors));
 	if (!s->acceptors)
 		return -1;
-	for (s->n_acceptors = 0; s->n_acceptors < N_ACCEPTORS; s->n_acceptors++)
-		if (pthread_create(&s->acceptors[s->n_acceptors], NULL, acceptor_main, s) != 0)
-			break;
+	s->n_acceptors = 0;
+	for (int k = 0; k < 2; k++) {
+		listener *l = &listeners[k];
+		for (; l->net && l->n_threads < N_ACCEPTORS; l->n_threads++, s->n_acceptors++)
+			if (pthread_create(&s->acceptors[s->n_acceptors], NULL, acceptor_main, l) != 0)
+				break;
+		if (l->net && l->n_threads == 0)
+			return -1;
+	}
 	return s->n_acceptors > 0 ? 0 : -1;
 }
 
 /* Acceptors blocked in accept() wake up on a connect-and-close each. */
 static void wake_acceptors(const spoke *s)
 {
-	for (int i = 0; i < s->n_acceptors; i++) {
-		struct sockaddr_in sa;
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
+	(void)s; /* the listeners know their ports */
+	for (int k = 0; k < 2; k++) {
+		for (int i = 0; i < listeners[k].n_threads; i++) {
+			struct sockaddr_in sa;
+			int fd = socket(AF_INET, SOCK_STREAM, 0);
 
-		if (fd < 0)
-			return;
-		memset(&sa, 0, sizeof(sa));
-		sa.sin_family = AF_INET;
-		sa.sin_port = htons((uint16_t)s->cfg.port);
-		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		(void)connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-		close(fd);
+			if (fd < 0)
+				return;
+			memset(&sa, 0, sizeof(sa));
+			sa.sin_family = AF_INET;
+			sa.sin_port = htons((uint16_t)listeners[k].port);
+			sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+			(void)connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+			close(fd);
+		}
 	}
 }
 
@@ -716,6 +748,7 @@ void receive_stop(spoke *s)
 	free(s->acceptors);
 	s->acceptors = NULL;
 	s->n_acceptors = 0;
+	listeners[0].n_threads = listeners[1].n_threads = 0;
 	/* give open associations a moment to finish their current message */
 	for (int i = 0; i < 100 && atomic_load(&s->active) > 0; i++) {
 		struct timespec ts = { 0, 100 * 1000 * 1000 };

@@ -36,6 +36,9 @@ typedef struct spoke {
 	spoke_config cfg;
 	dh_db *db;
 	dh_dcm_net *net;
+	dh_dcm_net *tls_net;      /* TLS listener (tls.port); NULL when off */
+	dh_dcm_tls *tls_server;   /* its TLS context */
+	dh_dcm_tls *tls_client;   /* towards the hub when hub.tls; else NULL */
 	forwarder *forwarder;
 	shipper *shipper;
 	volatile sig_atomic_t stop;

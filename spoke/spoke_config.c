@@ -55,6 +55,8 @@ static const dh_cfg_option spoke_options[] = {
 	  "the hub's ZeroMQ endpoint for change contexts (its cc.endpoint)", 1 },
 	{ "hub", "public_key", DH_CFG_STRING, "", O(hub_public_key), 0, 0, NULL,
 	  "the hub's CURVE public key (Z85, 40 characters; `hubctl keygen` prints it)", 1 },
+	{ "hub", "tls", DH_CFG_BOOL, "false", O(hub_tls), 0, 0, NULL,
+	  "reach the hub over TLS (hub.port is then its tls.port): forwarding, commitment, recall", 1 },
 	{ "forward", "batch", DH_CFG_INT, "200", O(fwd_batch), 1, 100000, NULL,
 	  "objects sent over one association and committed with one storage commitment request", 1 },
 	{ "forward", "retry_min", DH_CFG_INT, "1", O(fwd_retry_min), 1, 86400, NULL,
@@ -67,6 +69,7 @@ static const dh_cfg_option spoke_options[] = {
 	  "change contexts sent in one message to the hub", 1 },
 	{ "cc", "ack_timeout", DH_CFG_INT, "10", O(cc_ack_timeout), 1, 3600, NULL,
 	  "seconds to wait for the hub's acknowledgement before reconnecting and sending again", 1 },
+	DH_TLS_CFG_OPTIONS(spoke_config, tls),
 	DH_CFG_END
 };
 
@@ -131,6 +134,11 @@ int spoke_config_load(spoke_config *cfg, const char *path, char *err, size_t err
 	}
 	if (cfg->hub_public_key[0] && strlen(cfg->hub_public_key) != 40) {
 		snprintf(err, errlen, "%s: hub.public_key must be a Z85 CURVE key (40 characters)", path);
+		return -1;
+	}
+	if (cfg->tls.port == cfg->port) {
+		snprintf(err, errlen, "%s: tls.port %ld is spoke.port too: the TLS listener needs a port of its own",
+			 path, cfg->tls.port);
 		return -1;
 	}
 	for (int i = 0; i < cfg->n_remotes; i++) {

@@ -12,6 +12,8 @@
 #ifndef SPOKE_CONFIG_H
 #define SPOKE_CONFIG_H
 
+#include "tls_config.h"
+
 #include <stdio.h>
 
 /* spoke.sop_conflict: a known SOP Instance UID arrives under another study */
@@ -52,6 +54,7 @@ typedef struct {
 	char *hub_ae_title;
 	char *hub_cc_endpoint;
 	char *hub_public_key;   /* Z85, the hub's CURVE public key */
+	int hub_tls;            /* forwarding, storage commitment and recall reach the hub over TLS */
 	/* [forward] */
 	long fwd_batch;
 	long fwd_retry_min;
@@ -60,6 +63,8 @@ typedef struct {
 	/* [cc] */
 	long cc_batch;
 	long cc_ack_timeout;
+	/* [tls] */
+	dh_tls_config tls;
 	/* [remote.*] */
 	spoke_remote_ae *remotes;
 	int n_remotes;

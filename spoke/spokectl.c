@@ -58,6 +58,8 @@ static void usage(FILE *out)
 		"  --aet AE          our calling AE title; the hub must know it (default SPOKE)\n"
 		"  --dest AE         the move destination: the spoke PACS as the hub knows it\n"
 		"  --timeout S       seconds to wait for each response (default 600)\n"
+		"  with -c FILE the hub's address and AE title, our AE title and TLS (hub.tls, [tls])\n"
+		"  come from spoked's configuration; the options above override them\n"
 		"\n"
 		"\n"
 		"Exit status: 0 success, 1 failure (recall: warning or failure), 2 usage error.\n");
@@ -86,9 +88,16 @@ static const char *status_text(unsigned int st)
 	}
 }
 
+static const char *config_path; /* -c FILE (defined with the ledger commands below) */
+
 static int recall(int argc, char **argv)
 {
 	const char *hub = "127.0.0.1:11112", *hub_aet = "DCMHUB", *aet = "SPOKE", *dest = NULL;
+	/* with -c FILE the hub's address, titles and TLS come from spoked's configuration */
+	spoke_config cfg;
+	int have_cfg = 0, hub_set = 0, hub_aet_set = 0, aet_set = 0;
+	char hub_buf[300];
+	dh_dcm_tls *tls = NULL, *tls_unused = NULL;
 	long timeout = 600;
 	static const struct option opts[] = {
 		{ "hub", required_argument, NULL, 'h' }, { "hub-aet", required_argument, NULL, 'c' },
@@ -100,18 +109,32 @@ static int recall(int argc, char **argv)
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
-		case 'h': hub = optarg; break;
-		case 'c': hub_aet = optarg; break;
-		case 'a': aet = optarg; break;
+		case 'h': hub = optarg; hub_set = 1; break;
+		case 'c': hub_aet = optarg; hub_aet_set = 1; break;
+		case 'a': aet = optarg; aet_set = 1; break;
 		case 'd': dest = optarg; break;
 		case 't': timeout = strtol(optarg, NULL, 10); break;
 		case 'H': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
+	if (config_path) {
+		char cerr[512];
+		if (spoke_config_load(&cfg, config_path, cerr, sizeof(cerr)) != 0) {
+			fprintf(stderr, "spokectl: %s\n", cerr);
+			return 1;
+		}
+		have_cfg = 1;
+		snprintf(hub_buf, sizeof(hub_buf), "%s:%ld", cfg.hub_host, cfg.hub_port);
+		hub = hub_set ? hub : hub_buf;
+		hub_aet = hub_aet_set ? hub_aet : cfg.hub_ae_title;
+		aet = aet_set ? aet : cfg.ae_title;
+	}
 	if (!dest || optind != argc - 1 || timeout <= 0 || strlen(dest) > 16 || strlen(aet) > 16 ||
 	    strlen(hub_aet) > 16) {
 		usage(stderr);
+		if (have_cfg)
+			spoke_config_free(&cfg);
 		return 2;
 	}
 	const char *study = argv[optind];
@@ -122,6 +145,8 @@ static int recall(int argc, char **argv)
 	if (!colon || colon == hub || (size_t)(colon - hub) >= sizeof(host) || !end || *end || port <= 0 ||
 	    port > 65535) {
 		fprintf(stderr, "spokectl: --hub wants HOST:PORT, got '%s'\n", hub);
+		if (have_cfg)
+			spoke_config_free(&cfg);
 		return 2;
 	}
 	memcpy(host, hub, (size_t)(colon - hub));
@@ -135,8 +160,16 @@ static int recall(int argc, char **argv)
 	dh_dcm_ds *ident = NULL;
 	static const char *const ts[] = { DH_TS_EXPLICIT_LE, DH_TS_IMPLICIT_LE };
 	dh_dcm_pc_req req = { STUDY_ROOT_MOVE, ts, 2, 0 };
-	if (dh_dcm_assoc_request(&a, aet, hub_aet, host, (int)port, 16384, 30, &req, 1, err, sizeof(err)) !=
-	    DH_DCM_OK) {
+	if (have_cfg && cfg.hub_tls) {
+		dh_tls_config t = cfg.tls;
+		t.port = 0; /* a client only: no listener context */
+		if (dh_tls_config_open(&t, 1, &tls_unused, &tls, err, sizeof(err)) < 0) {
+			fprintf(stderr, "spokectl: %s\n", err);
+			goto done;
+		}
+	}
+	if (dh_dcm_assoc_request_tls(&a, aet, hub_aet, host, (int)port, 16384, 30, &req, 1, tls, err,
+				     sizeof(err)) != DH_DCM_OK) {
 		fprintf(stderr, "spokectl: cannot connect to the hub at %s: %s\n", hub, err);
 		goto done;
 	}
@@ -167,6 +200,9 @@ static int recall(int argc, char **argv)
 done:
 	dh_dcm_ds_free(ident);
 	dh_dcm_assoc_free(a);
+	dh_dcm_tls_free(tls);
+	if (have_cfg)
+		spoke_config_free(&cfg);
 	return rc;
 }
 

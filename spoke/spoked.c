@@ -32,7 +32,8 @@ static void usage(FILE *out)
 		"cleanly.\n"
 		"\n"
 		"  -c, --config FILE   configuration file (INI); without it the defaults apply\n"
-		"      --check-config  load and check the configuration, then exit\n"
+		"      --check-config  load and check the configuration (and the TLS certificates,\n"
+		"                      key and CAs it names), then exit\n"
 		"      --print-config  print the configuration (every option, commented) and exit;\n"
 		"                      with -c the file's values, else the defaults\n"
 		"  -h, --help          this help\n"
@@ -133,6 +134,12 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (check) {
+		/* certificates and keys are part of the configuration: load them too */
+		dh_dcm_global_init(0);
+		if (dh_tls_config_open(&s.cfg.tls, s.cfg.hub_tls, &s.tls_server, &s.tls_client, err, sizeof(err)) < 0) {
+			fprintf(stderr, "spoked: %s\n", err);
+			goto out;
+		}
 		printf("spoked: configuration OK\n");
 		rc = 0;
 		goto out;
@@ -147,12 +154,21 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	dh_dcm_global_init(dh_log_threshold);
+	if (dh_tls_config_open(&s.cfg.tls, s.cfg.hub_tls, &s.tls_server, &s.tls_client, err, sizeof(err)) < 0) {
+		DH_ERROR("%s", err);
+		goto out;
+	}
 	if (receive_prepare_store(&s) < 0)
 		goto out;
 	if (open_database(&s) < 0)
 		goto out;
 	if (dh_dcm_net_listen(&s.net, (int)s.cfg.port, (int)s.cfg.artim_timeout, err, sizeof(err)) != DH_DCM_OK) {
 		DH_ERROR("port %ld: %s", s.cfg.port, err);
+		goto out;
+	}
+	if (s.tls_server && dh_dcm_net_listen_tls(&s.tls_net, (int)s.cfg.tls.port, (int)s.cfg.artim_timeout,
+						  s.tls_server, err, sizeof(err)) != DH_DCM_OK) {
+		DH_ERROR("tls.port %ld: %s", s.cfg.tls.port, err);
 		goto out;
 	}
 	if (receive_start(&s) < 0 || forward_start(&s) < 0 || shipper_start(&s) < 0) {
@@ -162,6 +178,8 @@ int main(int argc, char **argv)
 	DH_INFO("spoked %s (spoke %s) listening as %s on port %ld (store %s), hub %s at %s:%ld", DH_VERSION,
 		s.cfg.id, s.cfg.ae_title, s.cfg.port, s.cfg.store_dir, s.cfg.hub_ae_title, s.cfg.hub_host,
 		s.cfg.hub_port);
+	if (s.tls_net || s.tls_client)
+		DH_INFO("TLS: listener %s, hub reached %s", s.tls_net ? "on" : "off", s.tls_client ? "over TLS" : "plain");
 	for (;;) {
 		int sig = 0;
 		if (sigwait(&sigs, &sig) != 0)
@@ -181,6 +199,9 @@ out:
 	if (rc != 0)
 		stop_all(&s);
 	dh_dcm_net_free(s.net);
+	dh_dcm_net_free(s.tls_net);
+	dh_dcm_tls_free(s.tls_server);
+	dh_dcm_tls_free(s.tls_client);
 	if (!s.forwarder) /* else an association thread may still use the pool */
 		dh_db_close(s.db);
 	spoke_config_free(&s.cfg);
