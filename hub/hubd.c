@@ -8,6 +8,7 @@
  */
 #include "nearline.h"
 #include "ccsync.h"
+#include "external.h"
 #include "hub.h"
 
 #include "durable.h"
@@ -148,7 +149,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (stgcmt_start(&h) < 0 || archive_start(&h) < 0 || cc_apply_start(&h) < 0 || cc_recv_start(&h) < 0 ||
-	    scp_start(&h) < 0) {
+	    external_start(&h) < 0 || scp_start(&h) < 0) {
 		DH_ERROR("cannot start threads");
 		goto out;
 	}
@@ -166,6 +167,7 @@ int main(int argc, char **argv)
 		break;
 	}
 	scp_stop(&h);
+	external_stop(&h);
 	cc_recv_stop(&h);
 	cc_apply_stop(&h);
 	archive_stop(&h);
@@ -176,6 +178,7 @@ out:
 	h.stop = 1;
 	if (rc != 0)
 		scp_stop(&h);
+	external_stop(&h);
 	cc_recv_stop(&h);
 	cc_apply_stop(&h);
 	archive_stop(&h);

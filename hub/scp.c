@@ -14,6 +14,7 @@
  * [remote.X] section when validate_calling_ae is on; when the Called AE is
  * not ours only Verification is accepted.
  */
+#include "external.h"
 #include "hub.h"
 #include "log.h"
 #include "qr.h"
@@ -62,6 +63,16 @@ static int negotiate(hub *h, dh_dcm_assoc *a, int called_ok)
 			pick = NULL; /* §5.2: foreign Called AE gets Verification only */
 		} else if (strcmp(as, DH_UID_STGCMT_PUSH) == 0) {
 			pick = choose_plain_ts(ts, n_ts);
+			/*
+			 * An external archive reporting a commitment result the hub
+			 * requested (hub/external.c) proposes the SCP role; DCMTK
+			 * states the accepted role from the requester's side.
+			 */
+			if (pick && (role == 2 || role == 3) &&
+			    dh_dcm_assoc_pc_accept(a, id, pick, 2, NULL, 0) == DH_DCM_OK) {
+				accepted++;
+				continue;
+			}
 		} else if (qr_is_model(as)) {
 			/* relational queries / relational retrieve (Tables 2-24, 2-31) */
 			static const unsigned char relational[1] = { 1 };
@@ -121,6 +132,9 @@ static void serve(hub *h, dh_dcm_assoc *a)
 			break;
 		case DH_DIMSE_N_ACTION_RQ:
 			ok = stgcmt_action(h, a, &cmd);
+			break;
+		case DH_DIMSE_N_EVENT_REPORT_RQ:
+			ok = external_event_report(h, a, &cmd);
 			break;
 		case DH_DIMSE_C_FIND_RQ:
 			ok = qr_find(h, a, &cmd);
