@@ -10,6 +10,7 @@
 #include "hub_config.h"
 #include "hubctl_archive.h"
 #include "hubctl_cc.h"
+#include "hubctl_external.h"
 #include "log.h"
 
 #include <errno.h>
@@ -38,6 +39,13 @@ static void usage(FILE *out)
 		"  queue list [--state S] [--spoke ID] [--study UID] [--all]\n"
 		"                 change contexts needing attention (parked, refused, operator items)\n"
 		"  queue show ID  one change context decoded in full, and why it is where it is\n"
+		"  external list  external archives: export queue, commitment results\n"
+		"  external show AE [--state S]\n"
+		"                 one archive's objects and storage commitment transactions\n"
+		"  external retry AE\n"
+		"                 queue an archive's failed objects again\n"
+		"  external release --study UID\n"
+		"                 remove local copies an archive holds; C-MOVE then forwards\n"
 		"  keygen [--secret-file PATH]\n"
 		"                 make the hub's CURVE key pair: writes the secret key to PATH\n"
 		"                 (default cc.secret_key_file; mode 0600, never overwritten)\n"
@@ -162,6 +170,16 @@ int main(int argc, char **argv)
 		}
 		dh_log_init("hubctl", "stderr", "warn");
 		rc = hubctl_cc_main(&cfg, argc - optind, argv + optind, &qf, json);
+		hub_config_free(&cfg);
+		return rc;
+	}
+	if (argc - optind >= 1 && hubctl_external_is_command(argv[optind])) {
+		if (hub_config_load(&cfg, path, err, sizeof(err)) < 0) {
+			fprintf(stderr, "hubctl: %s\n", err);
+			return 1;
+		}
+		dh_log_init("hubctl", "stderr", "warn");
+		rc = hubctl_external_main(&cfg, argc - optind, argv + optind, qf.state, qf.study, json);
 		hub_config_free(&cfg);
 		return rc;
 	}

@@ -16,6 +16,7 @@
  */
 #include "external.h"
 #include "hub.h"
+#include "move_forward.h"
 #include "log.h"
 #include "qr.h"
 #include "sopclass.h"
@@ -128,7 +129,10 @@ static void serve(hub *h, dh_dcm_assoc *a)
 			ok = dh_dcm_send_response(a, &cmd, 0x0000, NULL, NULL, NULL) == DH_DCM_OK ? 0 : -1;
 			break;
 		case DH_DIMSE_C_STORE_RQ:
-			ok = ingest_store(h, a, &cmd);
+			if (move_forward_proxy_claims(h, a, &cmd))
+				ok = move_forward_proxy_store(h, a, &cmd); /* proxied C-MOVE forward */
+			else
+				ok = ingest_store(h, a, &cmd);
 			break;
 		case DH_DIMSE_N_ACTION_RQ:
 			ok = stgcmt_action(h, a, &cmd);
