@@ -271,7 +271,8 @@ int move_forward_proxy_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		dh_dcm_receive_discard(a, timeout);
 		return dh_dcm_send_response(a, cmd, 0xA700, NULL, "out of resources", NULL) == DH_DCM_OK ? 0 : -1;
 	}
-	snprintf(tmp, sizeof(tmp), "%s/tmp/%s-proxy.part", h->cfg.cache_dir, uid);
+	/* in a fan-out directory of the cache: ingest_prepare_cache removes what a crash leaves */
+	snprintf(tmp, sizeof(tmp), "%s/00/%s-proxy.part", h->cfg.cache_dir, uid);
 	int rc = dh_dcm_receive_store_file(a, cmd, tmp, timeout, err, sizeof(err));
 	if (rc != DH_DCM_OK) {
 		pthread_mutex_unlock(&s->lock);

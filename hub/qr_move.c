@@ -679,7 +679,7 @@ int qr_move(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 	move_run m = { h, a, cmd, { 0, 0, 0, 0 }, NULL, 0, 0 };
 	char err[256] = "", why[160] = "";
 	unsigned int status = ST_SUCCESS;
-	int rc = -1, broken = 0;
+	int rc = -1, broken = 0, n_fwd = 0;
 	double t0 = now_s();
 
 	if (!k) {
@@ -723,7 +723,7 @@ int qr_move(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 	/* tell the requester how many sub-operations there will be before the first one */
 	if (respond(&m, ST_PENDING, NULL) < 0)
 		goto done;
-	int n_fwd = move_forward_count(set.fwd);
+	n_fwd = move_forward_count(set.fwd);
 	if (n_fwd > 0)
 		drop_forwarded(&set);
 	if (set.n > 0)
@@ -743,7 +743,7 @@ int qr_move(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 answer:
 	rc = respond(&m, status, status == ST_SUCCESS || status == ST_WARNING ? NULL : why);
 	DH_INFO("C-MOVE from %s to %s: %d matched, %d completed, %d failed, %d warning; status %04X%s%s "
-		"(%.2f s)", calling, cmd->move_dest, set.n, m.counts[1], m.counts[2], m.counts[3], status,
+		"(%.2f s)", calling, cmd->move_dest, set.n + n_fwd, m.counts[1], m.counts[2], m.counts[3], status,
 		why[0] ? ": " : "", why, now_s() - t0);
 done:
 	move_set_free(&set);
