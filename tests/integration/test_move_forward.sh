@@ -14,7 +14,8 @@
 #     counted failed and listed), wholly external -> C000;
 #   - archive that does not know the destination (direct): its A801 is echoed;
 #   - proxy mode: dcmqrscp sends to the hub, which sends on to a destination
-#     the archive does not know, with the counts of its own sub-operations.
+#     the archive does not know, with the counts of its own sub-operations
+#     and the index's current truth applied (a change made after the export).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 dh_setup move_forward
@@ -187,12 +188,18 @@ sed -i "s/^port = $HUB_PORT\$/port = $OLD_PORT/" "$T/hub.conf"
 HUB_PORT=$OLD_PORT
 start_ext
 dh_hub_start
+# a change the index made after the export (as a cc would): proxy mode applies it on the way out
+dh_psql "INSERT INTO attr_override (level, target_fk, tag, vr, value) SELECT 3, pk, $((0x0008103E)), 'LO',
+	'PROXY TRUTH' FROM series WHERE series_uid = '$ST1.1'"
 move -S -aem HIDDEN -k QueryRetrieveLevel=STUDY -k StudyInstanceUID=$ST1
 dh_assert_eq 0 "$MV_RC" "proxy: movescu exit status"
 dh_assert_eq "6 6 0 0 0000" "$(last_move)" "proxy: 1 local + 5 through the hub"
 dh_assert_eq "$(hub_uids $ST1)" "$(uids_in "$T/HIDDEN")" "proxy: all 6 arrived at HIDDEN"
 # nothing proxied was ingested as a new object
 dh_assert_eq 8 "$(dh_psql "SELECT count(*) FROM instance")" "proxy: the hub's index unchanged"
+n=0
+for f in "$T/HIDDEN"/*; do dcmdump +P 0008,103E "$f" | grep -q "PROXY TRUTH" && n=$((n + 1)); done
+dh_assert_eq 3 "$n" "proxy: the index's current truth applied to the 3 objects of series 1"
 grep -q "forwarded to external archives: 5 completed, 0 failed" "$T/hubd.log" || dh_fail "proxy: forward not logged"
 rm -f "$T/HIDDEN"/*
 
