@@ -111,9 +111,10 @@ dh_assert_eq 5 "$(dh_psql "SELECT count(*) FROM instance i JOIN series se ON se.
 dh_assert_eq 5 "$(dh_psql "SELECT count(*) FROM operator_action WHERE action = 'release'")" "release recorded"
 
 # C-FIND still shows the released objects (the hub's index keeps them)
-n=$(findscu -S -aec DCMHUB -k QueryRetrieveLevel=IMAGE -k StudyInstanceUID=$ST1 -k SOPInstanceUID \
-	127.0.0.1 "$HUB_PORT" -v 2>&1 | grep -c "Find Response:.*Pending" || true)
-dh_assert_eq 5 "$n" "C-FIND IMAGE matches of the released study"
+findscu -S -aec DCMHUB -k QueryRetrieveLevel=IMAGE -k StudyInstanceUID=$ST1 -k SOPInstanceUID \
+	-k InstanceAvailability 127.0.0.1 "$HUB_PORT" -v >"$T/find.txt" 2>&1
+dh_assert_eq 5 "$(grep -c "Find Response:.*Pending" "$T/find.txt" || true)" "C-FIND IMAGE matches of the released study"
+dh_assert_eq 5 "$(grep -c "(0008,0056).*OFFLINE" "$T/find.txt" || true)" "released objects are OFFLINE"
 
 move() {
 	set +e
