@@ -1086,6 +1086,16 @@ extern "C" int dh_dcm_move(dh_dcm_assoc *a, int pc_id, const char *sop_class, co
 			   const dh_dcm_ds *ident, int timeout_s, dh_dcm_move_progress progress, void *user,
 			   unsigned int *status, int counts[4], char *err, size_t errlen)
 {
+	return dh_dcm_move_ex(a, pc_id, sop_class, dest, ident, timeout_s, progress, user, status, counts, NULL,
+			      err, errlen);
+}
+
+extern "C" int dh_dcm_move_ex(dh_dcm_assoc *a, int pc_id, const char *sop_class, const char *dest,
+			      const dh_dcm_ds *ident, int timeout_s, dh_dcm_move_progress progress, void *user,
+			      unsigned int *status, int counts[4], char **failed_uids, char *err, size_t errlen)
+{
+	if (failed_uids)
+		*failed_uids = NULL;
 	T_DIMSE_C_MoveRQ rq;
 	T_DIMSE_C_MoveRSP rsp;
 	memset(&rq, 0, sizeof(rq));
@@ -1102,6 +1112,11 @@ extern "C" int dh_dcm_move(dh_dcm_assoc *a, int pc_id, const char *sop_class, co
 				       DIMSE_NONBLOCKING, timeout_s, NULL, NULL, NULL, &rsp, &detail, &rsp_ids,
 				       OFFalse);
 	delete detail;
+	if (c.good() && failed_uids && rsp_ids) {
+		OFString v;
+		if (rsp_ids->findAndGetOFStringArray(DCM_FailedSOPInstanceUIDList, v).good() && !v.empty())
+			*failed_uids = strdup(v.c_str());
+	}
 	delete rsp_ids;
 	if (c.bad()) {
 		set_err(err, errlen, "C-MOVE failed", c);

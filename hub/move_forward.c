@@ -505,9 +505,12 @@ static int forward_archive(hub *h, const move_fwd *f, const hub_remote_ae *archi
 		unsigned int st = 0xFFFF;
 		int counts[4] = { 0, 0, 0, 0 };
 		int before[3] = { s.completed, s.failed, s.warning };
-		int mr = dh_dcm_move(a, pc, QR_STUDY_MOVE, proxy ? h->cfg.ae_title : dest->ae_title, ident,
-				     (int)h->cfg.dimse_timeout, on_pending, &mc, &st, counts, err, sizeof(err));
+		char *failed_list = NULL;
+		int mr = dh_dcm_move_ex(a, pc, QR_STUDY_MOVE, proxy ? h->cfg.ae_title : dest->ae_title, ident,
+					(int)h->cfg.dimse_timeout, on_pending, &mc, &st, counts, &failed_list, err,
+					sizeof(err));
 		if (mc.stop || s.stop) {
+			free(failed_list);
 			rc = -1;
 			break;
 		}
@@ -548,13 +551,22 @@ static int forward_archive(hub *h, const move_fwd *f, const hub_remote_ae *archi
 			res->completed += c;
 			res->failed += fl + rest;
 			res->warning += w;
-			if (mr == DH_DCM_OK && fl + rest == n_series && c + w == 0 && cb->failed_uid) {
+			if (failed_list && cb->failed_uid) {
+				/* the archive's Failed SOP Instance UID List, in the index's UIDs */
+				DH_DEBUG("C-MOVE forward to %s: the archive lists failed: %s", archive->ae_title, failed_list);
+				for (char *save = NULL, *u = strtok_r(failed_list, "\\", &save); u;
+				     u = strtok_r(NULL, "\\", &save)) {
+					const fwd_obj *x = find_exported(f, archive, u);
+					cb->failed_uid(cb->user, x ? x->cur_uid : u);
+				}
+			} else if (mr == DH_DCM_OK && fl + rest == n_series && c + w == 0 && cb->failed_uid) {
 				/* nothing of the series arrived: those are the failed ones */
 				for (int j = 0; j < n_all; j++)
 					if (strcmp(f->o[idx[j]].series_uid, o->series_uid) == 0)
 						cb->failed_uid(cb->user, f->o[idx[j]].cur_uid);
 			}
 		}
+		free(failed_list);
 		if (mr != DH_DCM_OK) {
 			DH_WARN("C-MOVE forward to %s: %s", archive->ae_title, err);
 			set_why(res, "external archive %s: %s", archive->ae_title, err);

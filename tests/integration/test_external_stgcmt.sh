@@ -150,4 +150,5 @@ dh_assert_eq "$n" "$(dh_psql "SELECT count(*) FROM external_txn WHERE state = 'r
 kill -TERM "$EXT_PID"
 for ((i = 0; i < 100; i++)); do kill -0 "$EXT_PID" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$EXT_PID" 2>/dev/null && dh_fail "external hubd did not stop"
+grep -E "ERROR: AddressSanitizer|runtime error" "$T/ext.log" && dh_fail "the external hubd reported a sanitizer error"
 dh_pass

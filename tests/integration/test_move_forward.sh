@@ -24,6 +24,7 @@ S=$(dh_samples)
 EXT_PORT=$(dh_free_port)
 DEST_PORT=$(dh_free_port)
 HIDDEN_PORT=$(dh_free_port)
+CT_PORT=$(dh_free_port)
 
 # start_scp NAME PORT: storescp into $T/NAME
 start_scp() {
@@ -33,6 +34,23 @@ start_scp() {
 }
 start_scp DEST "$DEST_PORT"
 start_scp HIDDEN "$HIDDEN_PORT"
+# a destination that accepts only CT Image Storage (and Verification)
+cat >"$T/ctonly.cfg" <<'EOF'
+[[TransferSyntaxes]]
+[Any]
+TransferSyntax1 = LocalEndianExplicit
+TransferSyntax2 = LittleEndianImplicit
+[[PresentationContexts]]
+[CT]
+PresentationContext1 = CTImageStorage\Any
+PresentationContext2 = VerificationSOPClass\Any
+[[Profiles]]
+[CTOnly]
+PresentationContexts = CT
+EOF
+mkdir -p "$T/CTONLY"
+dh_bg storescp +B -od "$T/CTONLY" -aet CTONLY -xf "$T/ctonly.cfg" CTOnly "$CT_PORT"
+dh_wait_echo "$CT_PORT" CTONLY
 
 write_hub_conf() { # MODE
 	dh_hub_config "[qr]" "pending_interval = 0" \
@@ -41,7 +59,8 @@ write_hub_conf() { # MODE
 		"[remote.EXTARC]" "host = 127.0.0.1" "port = $EXT_PORT" "export = true" "commit = false" \
 		"forward_mode = $1" \
 		"[remote.DEST]" "host = 127.0.0.1" "port = $DEST_PORT" \
-		"[remote.HIDDEN]" "host = 127.0.0.1" "port = $HIDDEN_PORT"
+		"[remote.HIDDEN]" "host = 127.0.0.1" "port = $HIDDEN_PORT" \
+		"[remote.CTONLY]" "host = 127.0.0.1" "port = $CT_PORT"
 }
 write_hub_conf direct
 dh_hub_start
@@ -55,6 +74,7 @@ MaxPDUSize      = 16384
 MaxAssociations = 16
 HostTable BEGIN
 DEST = (DEST, 127.0.0.1, $DEST_PORT)
+CTONLY = (CTONLY, 127.0.0.1, $CT_PORT)
 DCMHUB = (DCMHUB, 127.0.0.1, $HUB_PORT)
 HostTable END
 VendorTable BEGIN
@@ -158,6 +178,15 @@ dh_assert_eq 0 "$MV_RC" "mixed: movescu exit status"
 dh_assert_eq "6 6 0 0 0000" "$(last_move)" "mixed: 1 local + 5 forwarded"
 dh_assert_eq "$(hub_uids $ST1)" "$(uids_in "$T/DEST")" "mixed: all 6 arrived"
 rm -f "$T/DEST"/*
+
+# ---- a destination refusing the MR objects: the archive's B000 and its failed list come through
+movescu -d -S -aet MOVESCU -aec DCMHUB -aem CTONLY -k QueryRetrieveLevel=STUDY -k StudyInstanceUID=$ST1 \
+	127.0.0.1 "$HUB_PORT" >"$T/partial.txt" 2>&1 || true
+dh_assert_eq "6 3 3 0 B000" "$(last_move)" "direct, partial refusal: 3 CT completed, 3 MR failed (2 at the archive, 1 local)"
+dh_assert_eq 3 "$(find "$T/CTONLY" -type f | wc -l)" "direct, partial refusal: the 3 CT arrived"
+for u in $(dh_psql "SELECT i.sop_uid FROM instance i WHERE i.sop_class_uid = '1.2.840.10008.5.1.4.1.1.4'"); do
+	grep -A3 "(0008,0058)" "$T/partial.txt" | grep -q "$u" || dh_fail "direct, partial refusal: MR $u not in the Failed SOP Instance UID List"
+done
 
 # ---- the archive does not know the destination: its refusal is echoed
 move -S -aem HIDDEN -k QueryRetrieveLevel=SERIES -k StudyInstanceUID=$ST1 -k SeriesInstanceUID=$ST1.1
