@@ -105,6 +105,11 @@ static long enqueue(hub *h, PGconn *c, const char *ae)
 	PQclear(r);
 	if (n > 0)
 		DH_INFO("export to %s: %ld object(s) queued", ae, n);
+	/* deleted at the hub (a cc) before they could be sent: nothing left to send */
+	const char *dp[1] = { ae };
+	if (dh_db_exec(c, "UPDATE external_object SET state = 'failed', last_error = 'deleted at the hub before export' "
+			  "WHERE archive_ae = $1 AND state = 'queued' AND instance_fk IS NULL", 1, dp, &err) < 0)
+		DH_ERROR("export to %s: %s", ae, err.msg);
 	return n;
 }
 
@@ -114,17 +119,24 @@ static int load_due(hub *h, PGconn *c, const char *ae, exp_obj **out)
 	dh_db_err err = { "", "" };
 	char lim[32];
 	snprintf(lim, sizeof(lim), "%ld", h->cfg.ext_batch);
-	const char *p[2] = { ae, lim };
+	char lease[32];
+	/* a claim outlives any round (connect + every C-STORE + N-ACTION); a crash frees it after that */
+	snprintf(lease, sizeof(lease), "%ld", 2 * h->cfg.dimse_timeout + h->cfg.acse_timeout);
+	const char *p[3] = { ae, lim, lease };
 	exp_obj *o = NULL;
 	int n = -1;
+	/* claimed in one statement, so hubd processes sharing the index never send a row twice */
 	PGresult *r = dh_db_query(
 		c,
-		"SELECT e.pk, i.pk, i.sop_uid, i.sop_class_uid, i.transfer_syntax, i.file_path, se.series_uid, "
-		"st.study_uid FROM external_object e JOIN instance i ON i.pk = e.instance_fk "
-		"JOIN series se ON se.pk = i.series_fk JOIN study st ON st.pk = se.study_fk "
-		"WHERE e.archive_ae = $1 AND e.state = 'queued' AND e.next_attempt_at <= now() "
-		"ORDER BY e.pk LIMIT $2::int",
-		2, p, &err);
+		"WITH due AS (SELECT pk FROM external_object WHERE archive_ae = $1 AND state = 'queued' "
+		"  AND next_attempt_at <= now() AND instance_fk IS NOT NULL ORDER BY pk LIMIT $2::int "
+		"  FOR UPDATE SKIP LOCKED), "
+		"claim AS (UPDATE external_object e SET next_attempt_at = now() + make_interval(secs => $3::double precision) "
+		"  FROM due WHERE e.pk = due.pk RETURNING e.pk, e.instance_fk) "
+		"SELECT claim.pk, i.pk, i.sop_uid, i.sop_class_uid, i.transfer_syntax, i.file_path, se.series_uid, "
+		"st.study_uid FROM claim JOIN instance i ON i.pk = claim.instance_fk "
+		"JOIN series se ON se.pk = i.series_fk JOIN study st ON st.pk = se.study_fk ORDER BY claim.pk",
+		3, p, &err);
 	if (!r) {
 		DH_ERROR("export to %s: cannot read the queue: [%s] %s", ae, err.sqlstate, err.msg);
 		return -1;
@@ -293,8 +305,8 @@ static int request_commitment(hub *h, PGconn *c, dh_dcm_assoc *a, const hub_remo
 	r = dh_db_query(c,
 			"WITH t AS (UPDATE external_object SET transaction_uid = $2 WHERE pk IN ("
 			"  SELECT pk FROM external_object WHERE archive_ae = $1 AND state = 'sent' "
-			"  AND transaction_uid IS NULL ORDER BY pk LIMIT $3::int) "
-			"  RETURNING sop_class_uid, sop_uid) "
+			"  AND transaction_uid IS NULL ORDER BY pk LIMIT $3::int FOR UPDATE SKIP LOCKED) "
+			"  AND transaction_uid IS NULL RETURNING sop_class_uid, sop_uid) "
 			"SELECT sop_class_uid, sop_uid FROM t",
 			3, p, &err);
 	if (!r)
@@ -439,8 +451,8 @@ static int export_round(hub *h, const hub_remote_ae *ae, int idx)
 	if (x->down[idx])
 		DH_INFO("export to %s: the archive answers again", ae->ae_title);
 	x->down[idx] = 0;
-	int sent = 0, failed = 0;
-	for (int i = 0; i < n && !h->stop; i++) {
+	int sent = 0, failed = 0, i;
+	for (i = 0; i < n && !h->stop; i++) {
 		unsigned int st = 0xFFFF;
 		derr[0] = '\0';
 		rc = send_one(h, a, &o[i], rs, &st, derr, sizeof(derr));
@@ -462,6 +474,14 @@ static int export_round(hub *h, const hub_remote_ae *ae, int idx)
 			/* our side could not read the object (offline volume, damaged bytes): try again later */
 			DH_WARN("export to %s: %s not sent: %s", ae->ae_title, o[i].sop_uid, derr);
 			postpone(h, c, o + i, 1, derr);
+		}
+	}
+	if (!broken && i < n) {
+		/* stopping: what was claimed but not tried is due again at once after a restart */
+		for (int j = i; j < n; j++) {
+			const char *up[1] = { o[j].row_pk };
+			dh_db_exec(c, "UPDATE external_object SET next_attempt_at = now() WHERE pk = $1::bigint "
+				      "AND state = 'queued'", 1, up, &err);
 		}
 	}
 	if (n > 0)

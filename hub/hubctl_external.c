@@ -157,7 +157,21 @@ static int cmd_release(PGconn *c, const hub_config *cfg, const char *study)
 	dh_db_err err;
 	PGresult *r = NULL;
 	int rc = 1;
-	const char *p[2] = { study, operator_name() };
+	/* only archives still configured with export = true: C-MOVE can forward to no other */
+	char aes[4096] = "";
+	for (int i = 0; i < cfg->n_remotes; i++) {
+		if (!cfg->remotes[i].export_objects)
+			continue;
+		if (aes[0] && strlen(aes) + 1 < sizeof(aes))
+			strcat(aes, "\\");
+		if (strlen(aes) + strlen(cfg->remotes[i].ae_title) < sizeof(aes))
+			strcat(aes, cfg->remotes[i].ae_title);
+	}
+	if (!aes[0]) {
+		fprintf(stderr, "hubctl: no [remote.*] section has export = true: nothing can hold the objects\n");
+		return 1;
+	}
+	const char *p[3] = { study, operator_name(), aes };
 	if (dh_db_exec(c, "BEGIN", 0, NULL, &err) < 0)
 		goto fail;
 	r = dh_db_query(
@@ -165,7 +179,8 @@ static int cmd_release(PGconn *c, const hub_config *cfg, const char *study)
 		"WITH cand AS (SELECT i.pk, i.file_path FROM instance i JOIN series se ON se.pk = i.series_fk "
 		"  JOIN study st ON st.pk = se.study_fk "
 		"  WHERE st.study_uid = $1 AND i.file_path IS NOT NULL AND i.tar_fk IS NULL "
-		"  AND EXISTS (SELECT 1 FROM external_object e WHERE e.instance_fk = i.pk AND e.state = 'committed') "
+		"  AND EXISTS (SELECT 1 FROM external_object e WHERE e.instance_fk = i.pk AND e.state = 'committed' "
+		"    AND e.archive_ae = ANY (string_to_array($3, '\\'))) "
 		"  FOR UPDATE OF i), "
 		"upd AS (UPDATE instance i SET file_path = NULL FROM cand WHERE i.pk = cand.pk "
 		"  RETURNING i.pk, cand.file_path), "
@@ -175,7 +190,7 @@ static int cmd_release(PGconn *c, const hub_config *cfg, const char *study)
 		"  SELECT $2, 'release', 'instance', upd.pk, $1, 'local copy released: held by an external archive', "
 		"  'cache file removed' FROM upd RETURNING 1) "
 		"SELECT upd.file_path, (SELECT count(*) FROM ext), (SELECT count(*) FROM op) FROM upd",
-		2, p, &err);
+		3, p, &err);
 	if (!r)
 		goto fail;
 	if (dh_db_exec(c, "COMMIT", 0, NULL, &err) < 0)
