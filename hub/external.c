@@ -172,7 +172,7 @@ done:
 
 /* ---- recording outcomes --------------------------------------------------- */
 
-static void record(hub *h, PGconn *c, const exp_obj *o, const char *state, const char *error)
+static void record(PGconn *c, const exp_obj *o, const char *state, const char *error)
 {
 	dh_db_err err = { "", "" };
 	const char *p[7] = { o->row_pk, state, error, o->sop_uid, o->sop_class, o->series_uid, o->study_uid };
@@ -183,7 +183,6 @@ static void record(hub *h, PGconn *c, const exp_obj *o, const char *state, const
 		       "committed_at = CASE WHEN $2 = 'committed' THEN now() END WHERE pk = $1::bigint",
 		       7, p, &err) < 0)
 		DH_ERROR("export: cannot record %s as %s: %s", o->sop_uid, state, err.msg);
-	(void)h;
 }
 
 /* The archive could not be reached or the association broke: try again later. */
@@ -457,13 +456,13 @@ static int export_round(hub *h, const hub_remote_ae *ae, int idx)
 		derr[0] = '\0';
 		rc = send_one(h, a, &o[i], rs, &st, derr, sizeof(derr));
 		if (rc == DH_DCM_OK && (st == 0x0000 || (st & 0xF000) == 0xB000)) {
-			record(h, c, &o[i], ae->commit ? "sent" : "committed", st ? "C-STORE warning" : "");
+			record(c, &o[i], ae->commit ? "sent" : "committed", st ? "C-STORE warning" : "");
 			sent++;
 		} else if (rc == DH_DCM_OK) {
 			char why[400];
 			snprintf(why, sizeof(why), "C-STORE status %04X%s%s", st, derr[0] ? ": " : "", derr);
 			DH_WARN("export to %s: %s refused: %s", ae->ae_title, o[i].sop_uid, why);
-			record(h, c, &o[i], "failed", why);
+			record(c, &o[i], "failed", why);
 			failed++;
 		} else if (rc == DH_DCM_ABORTED || rc == DH_DCM_TIMEOUT) {
 			DH_WARN("export to %s: association lost: %s", ae->ae_title, derr);

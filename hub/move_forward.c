@@ -282,6 +282,12 @@ int move_forward_proxy_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		return -1;
 	}
 	const fwd_obj *o = find_exported(s->f, s->archive, cmd->sop_instance);
+	if (s->stop) {
+		/* the requester cancelled or went away: nothing more goes to its destination */
+		status = 0xA700;
+		comment = "retrieve cancelled by its requester";
+		goto answer;
+	}
 	if (!o) {
 		/* not one we asked for: refuse it rather than pass on something unknown */
 		status = 0xA900;
@@ -371,7 +377,7 @@ static void set_why(move_forward_result *res, const char *fmt, const char *a, co
 		snprintf(res->why, sizeof(res->why), fmt, a, b);
 }
 
-/* Counts objects [from, to) as failed. */
+/* Counts the n objects f->o[idx[0..n-1]] as failed (and lists them). Returns 0, or -1 to stop. */
 static int fail_objects(const move_fwd *f, const int *idx, int n, const move_forward_cb *cb, move_forward_result *res)
 {
 	for (int i = 0; i < n; i++)
