@@ -27,8 +27,10 @@
  * across associations. Counters come from what the hub relayed, not from
  * the archive's responses.
  *
- * C-CANCEL from the requester is looked at between the forwarded C-MOVEs
- * (one per series), not inside one.
+ * C-CANCEL from the requester is looked at whenever the counters change
+ * (qr_move.c's progress callback); the forwarded C-MOVE is then cancelled
+ * at the archive (dh_dcm_move_ex) and what its final response reports is
+ * counted, the rest stays "remaining" in the FE00 response.
  */
 #include "move_forward.h"
 
@@ -353,6 +355,7 @@ typedef struct {
 	int last[3];  /* the archive's completed, failed, warning so far in this C-MOVE */
 	int stop;
 	int relay;    /* direct: relay the archive's counters; proxy: ours come from the relays */
+	const int *cancel;
 } move_ctx;
 
 static void on_pending(void *user, unsigned int status, const int counts[4])
@@ -507,19 +510,18 @@ static int forward_archive(hub *h, const move_fwd *f, const hub_remote_ae *archi
 		dh_dcm_ds_put(ident, DH_TAG(0x0020, 0x000D), o->study_uid);
 		dh_dcm_ds_put(ident, DH_TAG(0x0020, 0x000E), o->series_uid);
 		dh_dcm_ds_put(ident, DH_TAG(0x0008, 0x0018), list);
-		move_ctx mc = { cb, { 0, 0, 0 }, 0, !proxy };
+		move_ctx mc = { cb, { 0, 0, 0 }, 0, !proxy, NULL };
 		unsigned int st = 0xFFFF;
 		int counts[4] = { 0, 0, 0, 0 };
 		int before[3] = { s.completed, s.failed, s.warning };
 		char *failed_list = NULL;
+		/* direct: mc.stop; proxy: the relays' s.stop (read without its lock: a flag, set once) */
+		mc.cancel = proxy ? &s.stop : &mc.stop;
 		int mr = dh_dcm_move_ex(a, pc, QR_STUDY_MOVE, proxy ? h->cfg.ae_title : dest->ae_title, ident,
-					(int)h->cfg.dimse_timeout, on_pending, &mc, &st, counts, &failed_list, err,
-					sizeof(err));
-		if (mc.stop || s.stop) {
-			free(failed_list);
-			rc = -1;
-			break;
-		}
+					(int)h->cfg.dimse_timeout, on_pending, &mc, mc.cancel, &st, counts,
+					&failed_list, err, sizeof(err));
+		/* cancelled (or the requester went away): count what was done, the rest stays remaining */
+		int stopping = mc.stop || s.stop;
 		int c, fl, w;
 		if (proxy) {
 			pthread_mutex_lock(&s.lock);
@@ -531,7 +533,7 @@ static int forward_archive(hub *h, const move_fwd *f, const hub_remote_ae *archi
 			res->warning += w;
 			res->failed += fl;
 			/* what the archive never sent us: failed, and the requester hears of it now */
-			int missing = n_series - c - w - fl;
+			int missing = stopping ? 0 : n_series - c - w - fl;
 			if (missing > 0) {
 				res->failed += missing;
 				if (cb->progress && cb->progress(cb->user, 0, missing, 0) < 0)
@@ -547,7 +549,7 @@ static int forward_archive(hub *h, const move_fwd *f, const hub_remote_ae *archi
 			fl = counts[2];
 			w = counts[3];
 			int rest = n_series - c - fl - w;
-			if (rest < 0)
+			if (rest < 0 || stopping)
 				rest = 0;
 			/* tell the requester what the final response added beyond the last pending one */
 			int d[3] = { c - mc.last[0], fl - mc.last[1] + rest, w - mc.last[2] };
@@ -573,6 +575,10 @@ static int forward_archive(hub *h, const move_fwd *f, const hub_remote_ae *archi
 			}
 		}
 		free(failed_list);
+		if (stopping) {
+			rc = -1;
+			break;
+		}
 		if (mr != DH_DCM_OK) {
 			DH_WARN("C-MOVE forward to %s: %s", archive->ae_title, err);
 			set_why(res, "external archive %s: %s", archive->ae_title, err);

@@ -593,6 +593,8 @@ static int fwd_progress(void *user, int completed, int failed, int warning)
 	m->counts[1] += completed;
 	m->counts[2] += failed;
 	m->counts[3] += warning;
+	if (g->cancelled || g->broken)
+		return -1; /* only counting what the archive still reports */
 	int c = dh_dcm_check_cancel(m->req, m->cmd->msg_id);
 	if (c == 1 || c == DH_DCM_ERROR) {
 		g->cancelled = 1;
@@ -647,6 +649,13 @@ static unsigned int forward_part(move_run *m, const move_set *set, const hub_rem
 	fwd_glue g = { m, now_s(), 0, 0 };
 	move_forward_cb cb = { &g, fwd_progress, fwd_failed_uid };
 	move_forward_result res;
+	int c = dh_dcm_check_cancel(m->req, m->cmd->msg_id);
+	if (c == 1 || c == DH_DCM_ERROR)
+		return ST_CANCEL; /* cancelled during the local part: nothing is forwarded */
+	if (c < 0) {
+		*broken = 1;
+		return 0;
+	}
 	move_forward_run(m->h, set->fwd, dest, dh_dcm_assoc_calling_ae(m->req), m->cmd->msg_id, &cb, &res);
 	DH_INFO("C-MOVE: %d object(s) forwarded to external archives: %d completed, %d failed, %d warning%s%s",
 		move_forward_count(set->fwd), res.completed, res.failed, res.warning, res.why[0] ? "; " : "",

@@ -12,6 +12,10 @@
 #     forwarded; the combined counts and final status are right;
 #   - archive down: mixed -> B000 (local ones arrive, the forwarded ones
 #     counted failed and listed), wholly external -> C000;
+#   - a destination refusing some objects: the archive's B000 and its Failed
+#     SOP Instance UID List come through, combined with the hub's own failure;
+#   - C-CANCEL during a forward: the archive's move is cancelled, FE00 with
+#     the counts of what arrived;
 #   - archive that does not know the destination (direct): its A801 is echoed;
 #   - proxy mode: dcmqrscp sends to the hub, which sends on to a destination
 #     the archive does not know, with the counts of its own sub-operations
@@ -25,6 +29,7 @@ EXT_PORT=$(dh_free_port)
 DEST_PORT=$(dh_free_port)
 HIDDEN_PORT=$(dh_free_port)
 CT_PORT=$(dh_free_port)
+SLOW_PORT=$(dh_free_port)
 
 # start_scp NAME PORT: storescp into $T/NAME
 start_scp() {
@@ -51,6 +56,10 @@ EOF
 mkdir -p "$T/CTONLY"
 dh_bg storescp +B -od "$T/CTONLY" -aet CTONLY -xf "$T/ctonly.cfg" CTOnly "$CT_PORT"
 dh_wait_echo "$CT_PORT" CTONLY
+# a destination that takes a second per object (for C-CANCEL)
+mkdir -p "$T/SLOW"
+dh_bg storescp +B -od "$T/SLOW" -aet SLOW --sleep-after 1 "$SLOW_PORT"
+dh_wait_echo "$SLOW_PORT" SLOW
 
 write_hub_conf() { # MODE
 	dh_hub_config "[qr]" "pending_interval = 0" \
@@ -60,7 +69,8 @@ write_hub_conf() { # MODE
 		"forward_mode = $1" \
 		"[remote.DEST]" "host = 127.0.0.1" "port = $DEST_PORT" \
 		"[remote.HIDDEN]" "host = 127.0.0.1" "port = $HIDDEN_PORT" \
-		"[remote.CTONLY]" "host = 127.0.0.1" "port = $CT_PORT"
+		"[remote.CTONLY]" "host = 127.0.0.1" "port = $CT_PORT" \
+		"[remote.SLOW]" "host = 127.0.0.1" "port = $SLOW_PORT"
 }
 write_hub_conf direct
 dh_hub_start
@@ -75,6 +85,7 @@ MaxAssociations = 16
 HostTable BEGIN
 DEST = (DEST, 127.0.0.1, $DEST_PORT)
 CTONLY = (CTONLY, 127.0.0.1, $CT_PORT)
+SLOW = (SLOW, 127.0.0.1, $SLOW_PORT)
 DCMHUB = (DCMHUB, 127.0.0.1, $HUB_PORT)
 HostTable END
 VendorTable BEGIN
@@ -188,6 +199,29 @@ for u in $(dh_psql "SELECT i.sop_uid FROM instance i WHERE i.sop_class_uid = '1.
 	grep -A3 "(0008,0058)" "$T/partial.txt" | grep -q "$u" || dh_fail "direct, partial refusal: MR $u not in the Failed SOP Instance UID List"
 done
 
+# ---- C-CANCEL while the archive sends (one object a second): the hub cancels the archive's move,
+# FE00 with the counts of what did arrive. Study 3: 6 objects, exported and released.
+ST3=1.2.826.0.1.3680043.9.7781.3
+mkdir -p "$T/in3"
+for i in 1 2 3 4 5 6; do
+	dh_variant "$S/CT_small.dcm" "$T/in3/d$i.dcm" -gin -m "PatientID=FWD3" -m "StudyInstanceUID=$ST3" \
+		-m "SeriesInstanceUID=$ST3.1"
+done
+storescu -aec DCMHUB +sd 127.0.0.1 "$HUB_PORT" "$T/in3"
+for ((i = 0; i < 150; i++)); do
+	[ "$(dh_psql "SELECT count(*) FROM external_object WHERE state = 'committed'")" = 14 ] && break
+	sleep 0.2
+done
+"$DH_BUILD/hub/hubctl" -c "$T/hub.conf" external release --study "$ST3" >/dev/null
+move -S --cancel 2 -aem SLOW -k QueryRetrieveLevel=STUDY -k StudyInstanceUID=$ST3
+read -r matched completed failed warning st <<<"$(last_move)"
+dh_assert_eq "6 FE00" "$matched $st" "direct, cancelled: final status"
+sleep 2
+n=$(find "$T/SLOW" -type f | wc -l)
+dh_assert_eq "$completed" "$n" "direct, cancelled: the completed count is what arrived"
+[ "$n" -lt 6 ] || dh_fail "direct, cancelled: all 6 arrived (the archive's move was not cancelled)"
+grep -q "Move Response.*Cancel" <<<"$MV" || dh_fail "direct, cancelled: movescu saw no cancel response"
+
 # ---- the archive does not know the destination: its refusal is echoed
 move -S -aem HIDDEN -k QueryRetrieveLevel=SERIES -k StudyInstanceUID=$ST1 -k SeriesInstanceUID=$ST1.1
 dh_assert_eq "3 0 3 0 A801" "$(last_move)" "direct to a destination the archive does not know"
@@ -226,7 +260,7 @@ dh_assert_eq 0 "$MV_RC" "proxy: movescu exit status"
 dh_assert_eq "6 6 0 0 0000" "$(last_move)" "proxy: 1 local + 5 through the hub"
 dh_assert_eq "$(hub_uids $ST1)" "$(uids_in "$T/HIDDEN")" "proxy: all 6 arrived at HIDDEN"
 # nothing proxied was ingested as a new object
-dh_assert_eq 8 "$(dh_psql "SELECT count(*) FROM instance")" "proxy: the hub's index unchanged"
+dh_assert_eq 14 "$(dh_psql "SELECT count(*) FROM instance")" "proxy: the hub's index unchanged"
 n=0
 for f in "$T/HIDDEN"/*; do dcmdump +P 0008,103E "$f" | grep -q "PROXY TRUTH" && n=$((n + 1)); done
 dh_assert_eq 3 "$n" "proxy: the index's current truth applied to the 3 objects of series 1"
