@@ -20,8 +20,9 @@
  * queues it again); no association / association lost -> stays queued,
  * attempts + 1, next try after external.retry_interval.
  * The N-EVENT-REPORT comes from the archive on a new association (the hub's
- * listener passes it here) or on ours while we wait for nothing else; the
- * result is applied per object in one transaction.
+ * listener passes it here) or on ours: after the N-ACTION the worker waits
+ * external.report_wait seconds for it there before releasing. Either way
+ * the result is applied per object in one transaction.
  */
 #include "external.h"
 
@@ -277,11 +278,45 @@ static int send_one(hub *h, dh_dcm_assoc *a, const exp_obj *o, const render_set 
 	return rc;
 }
 
+static int handle_report(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd, const char *from);
+
+/*
+ * Some archives report on the request's association: wait report_wait
+ * seconds for that. Returns 1 when the archive ended the association.
+ */
+static int wait_same_association(hub *h, dh_dcm_assoc *a, const hub_remote_ae *ae)
+{
+	char err[256] = "";
+	dh_dcm_cmd cmd;
+	int rc = dh_dcm_receive_command(a, (int)h->cfg.ext_report_wait, &cmd, err, sizeof(err));
+	if (rc == DH_DCM_TIMEOUT)
+		return 0;
+	if (rc == DH_DCM_RELEASED || rc == DH_DCM_ABORTED)
+		return 1;
+	if (rc != DH_DCM_OK) {
+		DH_WARN("export to %s: %s", ae->ae_title, err);
+		dh_dcm_assoc_abort(a);
+		return 1;
+	}
+	if (cmd.type == DH_DIMSE_N_EVENT_REPORT_RQ) {
+		if (handle_report(h, a, &cmd, ae->ae_title) < 0) {
+			dh_dcm_assoc_abort(a);
+			return 1;
+		}
+		return 0;
+	}
+	if (cmd.has_dataset)
+		dh_dcm_receive_discard(a, (int)h->cfg.dimse_timeout);
+	dh_dcm_send_response(a, &cmd, 0x0211, NULL, "unsupported operation", NULL);
+	return 0;
+}
+
 /*
  * Requests commitment for the rows of ae in state sent without a
- * transaction, on association a. Returns the number requested, or -1.
+ * transaction, on association a. Returns the number requested, or -1;
+ * *ended is set when the archive ended the association meanwhile.
  */
-static int request_commitment(hub *h, PGconn *c, dh_dcm_assoc *a, const hub_remote_ae *ae)
+static int request_commitment(hub *h, PGconn *c, dh_dcm_assoc *a, const hub_remote_ae *ae, int *ended)
 {
 	dh_db_err err = { "", "" };
 	char txn[DH_UID_MAX + 1], lim[32], path[64], derr[300] = "";
@@ -349,6 +384,8 @@ static int request_commitment(hub *h, PGconn *c, dh_dcm_assoc *a, const hub_remo
 	DH_INFO("export to %s: storage commitment requested for %d object(s) (transaction %s)", ae->ae_title,
 		rows, txn);
 	n = rows;
+	if (h->cfg.ext_report_wait > 0)
+		*ended = wait_same_association(h, a, ae);
 	goto done;
 rollback:
 	if (err.msg[0])
@@ -485,12 +522,15 @@ static int export_round(hub *h, const hub_remote_ae *ae, int idx)
 	}
 	if (n > 0)
 		DH_INFO("export to %s: %d sent, %d refused of %d", ae->ae_title, sent, failed, n);
+	int ended = 0;
 	if (!broken && ae->commit && !h->stop)
-		request_commitment(h, c, a, ae);
-	if (broken)
-		dh_dcm_assoc_abort(a);
-	else
-		dh_dcm_assoc_release(a);
+		request_commitment(h, c, a, ae, &ended);
+	if (!ended) { /* else the archive released or aborted it */
+		if (broken)
+			dh_dcm_assoc_abort(a);
+		else
+			dh_dcm_assoc_release(a);
+	}
 	handled = n;
 done:
 	dh_dcm_assoc_free(a);
@@ -648,8 +688,13 @@ done:
 
 int external_event_report(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 {
+	return handle_report(h, a, cmd, dh_dcm_assoc_calling_ae(a));
+}
+
+/* The N-EVENT-REPORT from archive `from` (on its association or on ours). */
+static int handle_report(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd, const char *from)
+{
 	const int timeout = (int)h->cfg.dimse_timeout;
-	const char *from = dh_dcm_assoc_calling_ae(a);
 	dh_dcm_ds *ds = NULL;
 	char err[256] = "", txn[DH_UID_MAX + 1] = "", why[128] = "";
 	unsigned int status = ST_SUCCESS;

@@ -86,6 +86,9 @@ static const dh_cfg_option hub_options[] = {
 	  "seconds to wait for a storage commitment result before requesting commitment again", 1 },
 	{ "external", "batch", DH_CFG_INT, "200", O(ext_batch), 1, 10000, NULL,
 	  "objects sent per association (and per storage commitment request)", 1 },
+	{ "external", "report_wait", DH_CFG_INT, "1", O(ext_report_wait), 0, 600, NULL,
+	  "seconds to wait on the association for an N-EVENT-REPORT after the N-ACTION (archives that "
+	  "report there); 0: release at once, results come on a new association", 1 },
 	{ "cc", "endpoint", DH_CFG_STRING, "tcp://127.0.0.1:11113", O(cc_endpoint), 0, 0, NULL,
 	  "ZeroMQ endpoint where spokes deliver change contexts (CURVE encrypted)", 1 },
 	{ "cc", "secret_key_file", DH_CFG_STRING, "", O(cc_secret_key_file), 0, 0, NULL,

@@ -87,6 +87,7 @@ typedef struct {
 	long ext_retry_interval;
 	long ext_commit_timeout;
 	long ext_batch;
+	long ext_report_wait;
 	/* [cc] */
 	char *cc_endpoint;
 	char *cc_secret_key_file;
