@@ -631,8 +631,10 @@ static int record_result(hub *h, const char *txn, const char *ae, int event_type
 	}
 	if (dh_db_exec(c, "BEGIN", 0, NULL, &err) < 0)
 		goto fail;
-	const char *tp[1] = { txn };
-	r = dh_db_query(c, "SELECT archive_ae FROM external_txn WHERE transaction_uid = $1 FOR UPDATE", 1, tp, &err);
+	const char *tp[2] = { txn, ae };
+	/* only the archive the request went to may answer it: a result is what lets local copies go */
+	r = dh_db_query(c, "SELECT archive_ae FROM external_txn WHERE transaction_uid = $1 AND archive_ae = $2 "
+			   "FOR UPDATE", 2, tp, &err);
 	if (!r)
 		goto fail;
 	if (PQntuples(r) == 0) {
@@ -725,7 +727,8 @@ static int handle_report(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd, const c
 		snprintf(why, sizeof(why), "cannot record the result now");
 	} else if (rc == 1) {
 		/* Table 2-11 has only 0000: acknowledge, so the archive stops reporting what nobody asked */
-		DH_WARN("storage commitment result from %s for unknown transaction %s: ignored", from, txn);
+		DH_WARN("storage commitment result from %s for transaction %s, which the hub did not send to %s: "
+			"ignored", from, txn, from);
 	} else {
 		DH_INFO("storage commitment result %s from %s: %d committed, %d failed", txn, from, n_ok, n_failed);
 	}

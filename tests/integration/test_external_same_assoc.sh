@@ -6,7 +6,8 @@
 # there, one object committed and one failed (Failure Reason 0112). With
 # report_wait = 0 the hub releases at once: the result is not taken, the
 # objects stay awaiting their commitment (and are requested again after
-# external.commit_timeout).
+# external.commit_timeout); a report then sent on a new association counts
+# only when it comes from the archive the request went to.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 dh_setup external_same_assoc
@@ -59,4 +60,20 @@ dh_assert_eq "sent" "$(dh_psql "SELECT state FROM external_object WHERE sop_uid 
 	"report_wait = 0: still awaiting its result"
 dh_assert_eq "requested" "$(dh_psql "SELECT state FROM external_txn ORDER BY requested_at DESC LIMIT 1")" \
 	"report_wait = 0: transaction still open"
+
+# a report on a new association: from another AE it is ignored, from the archive it counts
+txn=$(dh_psql "SELECT transaction_uid FROM external_txn WHERE state = 'requested'")
+uid=$(dh_psql "SELECT sop_class_uid || ':' || sop_uid FROM external_object WHERE transaction_uid = :'p1'" "$txn")
+out=$("$TOOL" --report "127.0.0.1:$HUB_PORT" --aet STORESCU --txn "$txn" --uid "$uid")
+dh_assert_eq "status=0000" "$out" "forged report answered (and ignored)"
+dh_assert_eq "sent" "$(dh_psql "SELECT state FROM external_object WHERE transaction_uid = :'p1'" "$txn")" \
+	"a report from another AE changes nothing"
+grep -q "storage commitment result from STORESCU for transaction $txn, which the hub did not send to STORESCU" \
+	"$T/hubd.log" || dh_fail "forged report not logged"
+out=$("$TOOL" --report "127.0.0.1:$HUB_PORT" --aet SAMEARC --txn "$txn" --uid "$uid")
+dh_assert_eq "status=0000" "$out" "the archive's report on a new association"
+dh_assert_eq "committed" "$(dh_psql "SELECT state FROM external_object WHERE transaction_uid = :'p1'" "$txn")" \
+	"the archive's report on a new association is recorded"
+dh_assert_eq "reported" "$(dh_psql "SELECT state FROM external_txn WHERE transaction_uid = :'p1'" "$txn")" \
+	"transaction reported"
 dh_pass
