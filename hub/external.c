@@ -5,7 +5,11 @@
  * NOTES
  * One worker thread, one round per external.scan_interval:
  *   1. queue: every instance of a stable study that has no external_object
- *      row for an exporting archive gets one (state queued);
+ *      row for an exporting archive gets one (state queued). This scans the
+ *      instance table, so it runs only while something may still become
+ *      stable: at start and for stable_seconds (+ slack) after the table
+ *      last grew (need_scan); an idle hub pays one index lookup a round;
+ *      a hub receiving all the time scans every round;
  *   2. per archive: the due queued rows (at most external.batch) are sent
  *      over ONE association, which also proposes Storage Commitment Push
  *      Model (SCU role) when the archive has commit = true;
@@ -48,6 +52,10 @@ struct external {
 	pthread_cond_t wake;
 	int started;
 	char *down; /* per archive: 1 while unreachable (log once) */
+	/* when the instance table last grew: queueing scans only while something may still become stable */
+	long long last_max_pk;
+	time_t last_growth;
+	int scanned_once;
 };
 
 int external_configured(const hub_config *cfg)
@@ -106,11 +114,6 @@ static long enqueue(hub *h, PGconn *c, const char *ae)
 	PQclear(r);
 	if (n > 0)
 		DH_INFO("export to %s: %ld object(s) queued", ae, n);
-	/* deleted at the hub (a cc) before they could be sent: nothing left to send */
-	const char *dp[1] = { ae };
-	if (dh_db_exec(c, "UPDATE external_object SET state = 'failed', last_error = 'deleted at the hub before export' "
-			  "WHERE archive_ae = $1 AND state = 'queued' AND instance_fk IS NULL", 1, dp, &err) < 0)
-		DH_ERROR("export to %s: %s", ae, err.msg);
 	return n;
 }
 
@@ -433,8 +436,33 @@ static int commit_due(PGconn *c, const char *ae)
 	return due;
 }
 
+/*
+ * 1 when queueing has to look at the index this round: at start, and until
+ * stable_seconds (plus slack for transactions that commit late) have passed
+ * since the instance table last grew. An idle hub then costs one index
+ * lookup per round instead of a scan of every instance.
+ */
+static int need_scan(hub *h, PGconn *c)
+{
+	external *x = h->external;
+	dh_db_err err = { "", "" };
+	PGresult *r = dh_db_query(c, "SELECT COALESCE(max(pk), 0) FROM instance", 0, NULL, &err);
+	if (!r)
+		return 1;
+	long long m = atoll(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	time_t now = time(NULL);
+	if (m != x->last_max_pk || !x->scanned_once) {
+		x->last_max_pk = m;
+		x->last_growth = now;
+		x->scanned_once = 1;
+		return 1;
+	}
+	return now - x->last_growth <= h->cfg.ext_stable_seconds + 2 * h->cfg.ext_scan_interval + 60;
+}
+
 /* One round for one archive. Returns objects handled, or -1 on database failure. */
-static int export_round(hub *h, const hub_remote_ae *ae, int idx)
+static int export_round(hub *h, const hub_remote_ae *ae, int idx, int scan)
 {
 	external *x = h->external;
 	dh_db_err err = { "", "" };
@@ -450,7 +478,14 @@ static int export_round(hub *h, const hub_remote_ae *ae, int idx)
 		DH_ERROR("export: index database unavailable: %s", err.msg);
 		return -1;
 	}
-	if (enqueue(h, c, ae->ae_title) < 0 || (n = load_due(h, c, ae->ae_title, &o)) < 0)
+	if (scan && enqueue(h, c, ae->ae_title) < 0)
+		goto done;
+	/* deleted at the hub (a cc) before they could be sent: nothing left to send */
+	const char *dp[1] = { ae->ae_title };
+	if (dh_db_exec(c, "UPDATE external_object SET state = 'failed', last_error = 'deleted at the hub before export' "
+			  "WHERE archive_ae = $1 AND state = 'queued' AND instance_fk IS NULL", 1, dp, &err) < 0)
+		DH_ERROR("export to %s: %s", ae->ae_title, err.msg);
+	if ((n = load_due(h, c, ae->ae_title, &o)) < 0)
 		goto done;
 	int want_commit = ae->commit && commit_due(c, ae->ae_title);
 	if (n == 0 && !want_commit) {
@@ -548,17 +583,18 @@ static void *worker_main(void *arg)
 	external *x = h->external;
 	dh_log_set_context("export");
 	while (!h->stop) {
-		int busy = 0;
+		int busy = 0, scan = 1;
 		dh_db_err err = { "", "" };
 		PGconn *c = dh_db_get(h->db, &err);
 		if (c) {
 			expire(h, c);
+			scan = need_scan(h, c);
 			dh_db_put(h->db, c, dh_db_conn_lost(c, &err));
 		}
 		for (int i = 0; i < h->cfg.n_remotes && !h->stop; i++) {
 			if (!h->cfg.remotes[i].export_objects)
 				continue;
-			int rc = export_round(h, &h->cfg.remotes[i], i);
+			int rc = export_round(h, &h->cfg.remotes[i], i, scan);
 			if (rc >= h->cfg.ext_batch)
 				busy = 1; /* more may be waiting: no pause */
 		}
