@@ -1370,22 +1370,43 @@ extern "C" int dh_dcm_check_cancel(dh_dcm_assoc *a, unsigned int msg_id)
 struct move_cb_ctx {
 	dh_dcm_move_progress cb;
 	void *user;
+	const int *cancel;   /* dh_dcm_move_ex: C-CANCEL the move once *cancel is set */
+	T_ASC_Association *assoc;
+	T_ASC_PresentationContextID pc_id;
+	DIC_US msg_id;
+	bool cancel_sent;
 };
 
 static void move_callback(void *data, T_DIMSE_C_MoveRQ *, int, T_DIMSE_C_MoveRSP *rsp)
 {
 	move_cb_ctx *ctx = (move_cb_ctx *)data;
-	if (!ctx->cb)
-		return;
-	int counts[4] = { rsp->NumberOfRemainingSubOperations, rsp->NumberOfCompletedSubOperations,
-			  rsp->NumberOfFailedSubOperations, rsp->NumberOfWarningSubOperations };
-	ctx->cb(ctx->user, rsp->DimseStatus, counts);
+	if (ctx->cb) {
+		int counts[4] = { rsp->NumberOfRemainingSubOperations, rsp->NumberOfCompletedSubOperations,
+				  rsp->NumberOfFailedSubOperations, rsp->NumberOfWarningSubOperations };
+		ctx->cb(ctx->user, rsp->DimseStatus, counts);
+	}
+	if (ctx->cancel && *ctx->cancel && !ctx->cancel_sent) {
+		/* the SCP answers with a final (FE00) response, which ends DIMSE_moveUser */
+		DIMSE_sendCancelRequest(ctx->assoc, ctx->pc_id, ctx->msg_id);
+		ctx->cancel_sent = true;
+	}
 }
 
 extern "C" int dh_dcm_move(dh_dcm_assoc *a, int pc_id, const char *sop_class, const char *dest,
 			   const dh_dcm_ds *ident, int timeout_s, dh_dcm_move_progress progress, void *user,
 			   unsigned int *status, int counts[4], char *err, size_t errlen)
 {
+	return dh_dcm_move_ex(a, pc_id, sop_class, dest, ident, timeout_s, progress, user, NULL, status, counts,
+			      NULL, err, errlen);
+}
+
+extern "C" int dh_dcm_move_ex(dh_dcm_assoc *a, int pc_id, const char *sop_class, const char *dest,
+			      const dh_dcm_ds *ident, int timeout_s, dh_dcm_move_progress progress, void *user,
+			      const int *cancel, unsigned int *status, int counts[4], char **failed_uids, char *err,
+			      size_t errlen)
+{
+	if (failed_uids)
+		*failed_uids = NULL;
 	T_DIMSE_C_MoveRQ rq;
 	T_DIMSE_C_MoveRSP rsp;
 	memset(&rq, 0, sizeof(rq));
@@ -1395,13 +1416,19 @@ extern "C" int dh_dcm_move(dh_dcm_assoc *a, int pc_id, const char *sop_class, co
 	copy_str(rq.MoveDestination, sizeof(DIC_AE), dest);
 	rq.Priority = DIMSE_PRIORITY_MEDIUM;
 	rq.DataSetType = DIMSE_DATASET_PRESENT;
-	move_cb_ctx ctx = { progress, user };
+	move_cb_ctx ctx = { progress, user, cancel, a->assoc, (T_ASC_PresentationContextID)pc_id, rq.MessageID,
+			    false };
 	DcmDataset *detail = NULL, *rsp_ids = NULL;
 	OFCondition c = DIMSE_moveUser(a->assoc, (T_ASC_PresentationContextID)pc_id, &rq,
 				       const_cast<dh_dcm_ds *>(ident)->ff.getDataset(), move_callback, &ctx,
 				       DIMSE_NONBLOCKING, timeout_s, NULL, NULL, NULL, &rsp, &detail, &rsp_ids,
 				       OFFalse);
 	delete detail;
+	if (c.good() && failed_uids && rsp_ids) {
+		OFString v;
+		if (rsp_ids->findAndGetOFStringArray(DCM_FailedSOPInstanceUIDList, v).good() && !v.empty())
+			*failed_uids = strdup(v.c_str());
+	}
 	delete rsp_ids;
 	if (c.bad()) {
 		set_err(err, errlen, "C-MOVE failed", c);

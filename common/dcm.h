@@ -315,6 +315,19 @@ int dh_dcm_move(dh_dcm_assoc *a, int pc_id, const char *sop_class, const char *d
 		const dh_dcm_ds *ident, int timeout_s, dh_dcm_move_progress progress, void *user,
 		unsigned int *status, int counts[4], char *err, size_t errlen);
 
+/*
+ * Same as dh_dcm_move, and: when cancel (may be NULL) points at a non-zero
+ * value after a pending response (progress may set it), a C-CANCEL-RQ is
+ * sent (once) and the SCP's final response ends the call; failed_uids (may
+ * be NULL) gets the Failed SOP Instance UID List (0008,0058) of the final
+ * response, backslash-separated, malloc'ed (the caller frees it), or NULL
+ * when the response has none.
+ */
+int dh_dcm_move_ex(dh_dcm_assoc *a, int pc_id, const char *sop_class, const char *dest,
+		   const dh_dcm_ds *ident, int timeout_s, dh_dcm_move_progress progress, void *user,
+		   const int *cancel, unsigned int *status, int counts[4], char **failed_uids, char *err,
+		   size_t errlen);
+
 /* ---- data sets --------------------------------------------------------- */
 
 /*

@@ -24,6 +24,7 @@ typedef struct archiver archiver;
 typedef struct cc_worker cc_worker;     /* hub/cc_apply.c */
 typedef struct cc_receiver cc_receiver; /* hub/cc_recv.c */
 typedef struct wado_server wado_server; /* hub/wado.c */
+typedef struct external external;       /* hub/external.c */
 
 typedef struct hub {
 	hub_config cfg;
@@ -37,6 +38,7 @@ typedef struct hub {
 	cc_worker *cc_worker;     /* parked-cc retries (hub/cc_apply.c) */
 	cc_receiver *cc_receiver; /* ZeroMQ endpoint (hub/cc_recv.c); NULL when off */
 	wado_server *wado;        /* HTTP listener (hub/wado.c); NULL when off */
+	external *external;       /* export worker (hub/external.c); NULL when no archive exports */
 	volatile sig_atomic_t stop;
 	atomic_int active;        /* associations being served */
 	atomic_ulong next_assoc;  /* association ids for log context */

@@ -79,6 +79,19 @@ static const dh_cfg_option hub_options[] = {
 	  "seconds between attempts to deliver a storage commitment result", 1 },
 	{ "stgcmt", "max_attempts", DH_CFG_INT, "30", O(max_attempts), 1, 100000, NULL,
 	  "delivery attempts before a storage commitment result is marked failed", 1 },
+	{ "external", "scan_interval", DH_CFG_INT, "5", O(ext_scan_interval), 1, 86400, NULL,
+	  "seconds between looks for objects to export to [remote.*] sections with export = true", 1 },
+	{ "external", "stable_seconds", DH_CFG_INT, "300", O(ext_stable_seconds), 0, 86400 * 30, NULL,
+	  "an object is exported once its study received nothing for this many seconds", 1 },
+	{ "external", "retry_interval", DH_CFG_INT, "60", O(ext_retry_interval), 1, 86400, NULL,
+	  "seconds before an export that could not reach its archive is tried again", 1 },
+	{ "external", "commit_timeout", DH_CFG_INT, "3600", O(ext_commit_timeout), 1, 86400 * 30, NULL,
+	  "seconds to wait for a storage commitment result before requesting commitment again", 1 },
+	{ "external", "batch", DH_CFG_INT, "200", O(ext_batch), 1, 10000, NULL,
+	  "objects sent per association (and per storage commitment request)", 1 },
+	{ "external", "report_wait", DH_CFG_INT, "1", O(ext_report_wait), 0, 600, NULL,
+	  "seconds to wait on the association for an N-EVENT-REPORT after the N-ACTION (archives that "
+	  "report there); 0: release at once, results come on a new association", 1 },
 	{ "cc", "endpoint", DH_CFG_STRING, "tcp://127.0.0.1:11113", O(cc_endpoint), 0, 0, NULL,
 	  "ZeroMQ endpoint where spokes deliver change contexts (CURVE encrypted)", 1 },
 	{ "cc", "secret_key_file", DH_CFG_STRING, "", O(cc_secret_key_file), 0, 0, NULL,
@@ -129,6 +142,13 @@ static const dh_cfg_option remote_options[] = {
 	  "accept its associations only on the TLS listener (tls.port)", 0 },
 	{ NULL, "services", DH_CFG_STRING, "all", R(services), 0, 0, NULL,
 	  "services it may use: all, none, or a list of echo, store, find, move, get, stgcmt, mpps", 0 },
+	{ NULL, "export", DH_CFG_BOOL, "false", R(export_objects), 0, 0, NULL,
+	  "external archive: the hub exports every object to it (C-STORE) for long-term storage", 0 },
+	{ NULL, "commit", DH_CFG_BOOL, "true", R(commit), 0, 0, NULL,
+	  "with export: request Storage Commitment; false: a C-STORE success counts as held", 0 },
+	{ NULL, "forward_mode", DH_CFG_ENUM, "direct", R(forward_mode), 0, 0, "direct|proxy",
+	  "with export: a C-MOVE for objects held only there is forwarded to it; direct: it sends to "
+	  "the move destination, proxy: to the hub, which sends on", 0 },
 	DH_CFG_END
 };
 
@@ -365,10 +385,16 @@ void hub_config_write(FILE *out, const hub_config *cfg)
 				cfg->remotes[i].uncompressed ? "true" : "false");
 			fprintf(out, "tls = %s\nrequire_tls = %s\nservices = %s\n", cfg->remotes[i].tls ? "true" : "false",
 				cfg->remotes[i].require_tls ? "true" : "false", cfg->remotes[i].services);
+			if (cfg->remotes[i].export_objects)
+				fprintf(out, "export = true\ncommit = %s\nforward_mode = %s\n",
+					cfg->remotes[i].commit ? "true" : "false",
+					cfg->remotes[i].forward_mode == HUB_FWD_PROXY ? "proxy" : "direct");
 		}
 	} else {
 		fprintf(out, "# [remote.MODALITY1]\n# host = 127.0.0.1\n# port = 104\n# uncompressed = false\n");
 		fprintf(out, "# tls = false\n# require_tls = false\n# services = all\n");
+		fprintf(out, "# An external archive also has (see docs/configuration.md):\n"
+			     "# export = false\n# commit = true\n# forward_mode = direct\n");
 	}
 	write_volumes(out, cfg);
 	fprintf(out, "\n# One section per spoke allowed to send change contexts. The section name\n"

@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 enum { HUB_DUP_REJECT = 0, HUB_DUP_ACCEPT = 1, HUB_DUP_OVERWRITE = 2 };
+enum { HUB_FWD_DIRECT = 0, HUB_FWD_PROXY = 1 };
 
 /* A remote AE from a [remote.AETITLE] section. */
 typedef struct {
@@ -27,6 +28,10 @@ typedef struct {
 	int require_tls;  /* its associations are accepted only on the TLS listener */
 	char *services;   /* what it may use as SCU (assoc_rules.h): "all", "none", "store,find"... */
 	unsigned services_mask; /* services parsed at load (HUB_SVC_*) */
+	/* external archive (hub/external.c, hub/move_forward.c) */
+	int export_objects; /* the hub exports objects to it for long-term storage */
+	int commit;         /* request Storage Commitment after export */
+	int forward_mode;   /* HUB_FWD_*: C-MOVE for objects held only there */
 } hub_remote_ae;
 
 /* A nearline volume from a [volume.NAME] section. */
@@ -82,6 +87,13 @@ typedef struct {
 	long archive_scan_interval;
 	long cache_high_mb;
 	long cache_low_mb;
+	/* [external] */
+	long ext_scan_interval;
+	long ext_stable_seconds;
+	long ext_retry_interval;
+	long ext_commit_timeout;
+	long ext_batch;
+	long ext_report_wait;
 	/* [cc] */
 	char *cc_endpoint;
 	char *cc_secret_key_file;

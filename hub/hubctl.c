@@ -14,6 +14,7 @@
 #include "hubctl_status.h"
 #include "hubctl_verify.h"
 #include "hubctl_kos.h"
+#include "hubctl_external.h"
 #include "log.h"
 
 #include <errno.h>
@@ -57,6 +58,13 @@ static void usage(FILE *out)
 		"  kos STUDY_UID  the study's Key Object Selection documents (hubctl kos --help)\n"
 		"  quarantine list|show|release|discard [ID] [--reason TEXT] [--operator NAME]\n"
 		"                 objects kept but not shown (hubctl quarantine --help)\n"
+		"  external list  external archives: export queue, commitment results\n"
+		"  external show AE [--state S]\n"
+		"                 one archive's objects and storage commitment transactions\n"
+		"  external retry AE\n"
+		"                 queue an archive's failed objects again\n"
+		"  external release --study UID\n"
+		"                 remove local copies an archive holds; C-MOVE then forwards\n"
 		"  keygen [--secret-file PATH]\n"
 		"                 make the hub's CURVE key pair: writes the secret key to PATH\n"
 		"                 (default cc.secret_key_file; mode 0600, never overwritten)\n"
@@ -233,6 +241,16 @@ int main(int argc, char **argv)
 		}
 		dh_log_init("hubctl", "stderr", "warn");
 		rc = hubctl_cc_main(&cfg, argc - optind, argv + optind, &qf, json);
+		hub_config_free(&cfg);
+		return rc;
+	}
+	if (argc - optind >= 1 && hubctl_external_is_command(argv[optind])) {
+		if (hub_config_load(&cfg, path, err, sizeof(err)) < 0) {
+			fprintf(stderr, "hubctl: %s\n", err);
+			return 1;
+		}
+		dh_log_init("hubctl", "stderr", "warn");
+		rc = hubctl_external_main(&cfg, argc - optind, argv + optind, qf.state, qf.study, json);
 		hub_config_free(&cfg);
 		return rc;
 	}

@@ -8,6 +8,7 @@
  */
 #include "nearline.h"
 #include "ccsync.h"
+#include "external.h"
 #include "hub.h"
 #include "wado.h"
 
@@ -165,7 +166,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (stgcmt_start(&h) < 0 || archive_start(&h) < 0 || cc_apply_start(&h) < 0 || cc_recv_start(&h) < 0 ||
-	    scp_start(&h) < 0) {
+	    external_start(&h) < 0 || scp_start(&h) < 0) {
 		DH_ERROR("cannot start threads");
 		goto out;
 	}
@@ -188,6 +189,7 @@ int main(int argc, char **argv)
 	}
 	wado_stop(&h);
 	scp_stop(&h);
+	external_stop(&h);
 	cc_recv_stop(&h);
 	cc_apply_stop(&h);
 	archive_stop(&h);
@@ -199,6 +201,7 @@ out:
 	wado_stop(&h);
 	if (rc != 0)
 		scp_stop(&h);
+	external_stop(&h);
 	cc_recv_stop(&h);
 	cc_apply_stop(&h);
 	archive_stop(&h);

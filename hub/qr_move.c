@@ -49,6 +49,8 @@
 #include "hub.h"
 #include "instance.h"
 #include "log.h"
+#include "move_forward.h"
+#include "nearline.h"
 #include "qr.h"
 #include "move_log.h"
 #include "render.h"
@@ -85,6 +87,7 @@ typedef struct {
 	move_obj *objs;
 	int n;
 	render_set *rs; /* what to change in each object as it leaves (render.h) */
+	move_fwd *fwd;  /* objects held only by an external archive (move_forward.h) */
 } move_set;
 
 static void move_set_free(move_set *s)
@@ -99,6 +102,7 @@ static void move_set_free(move_set *s)
 	if (s) {
 		free(s->objs);
 		render_free(s->rs);
+		move_forward_free(s->fwd);
 	}
 }
 
@@ -295,6 +299,11 @@ static int select_objects(hub *h, const move_keys *k, const char *dest_ae, move_
 	}
 	if (n > 0 && render_load(c, pks, n, &set->rs, &err) < 0) {
 		DH_ERROR("C-MOVE: reading what to change in the objects failed: [%s] %s", err.sqlstate, err.msg);
+		goto done;
+	}
+	if (n > 0 && move_forward_plan(h, c, pks, n, &set->fwd, &err) < 0) {
+		DH_ERROR("C-MOVE: reading which objects external archives hold failed: [%s] %s", err.sqlstate,
+			 err.msg);
 		goto done;
 	}
 	rc = 0;
@@ -531,17 +540,120 @@ static unsigned int run_suboperations(move_run *m, const move_set *set, const hu
 	return final;
 }
 
+/* ---- forwarding to external archives (move_forward.h) ---------------------- */
+
+typedef struct {
+	move_run *m;
+	double last_pending;
+	int cancelled, broken;
+} fwd_glue;
+
+static int fwd_progress(void *user, int completed, int failed, int warning)
+{
+	fwd_glue *g = user;
+	move_run *m = g->m;
+	m->counts[0] -= completed + failed + warning;
+	if (m->counts[0] < 0)
+		m->counts[0] = 0;
+	m->counts[1] += completed;
+	m->counts[2] += failed;
+	m->counts[3] += warning;
+	if (g->cancelled || g->broken)
+		return -1; /* only counting what the archive still reports */
+	int c = dh_dcm_check_cancel(m->req, m->cmd->msg_id);
+	if (c == 1 || c == DH_DCM_ERROR) {
+		g->cancelled = 1;
+		return -1;
+	}
+	if (c < 0) {
+		g->broken = 1;
+		return -1;
+	}
+	double t = now_s();
+	if (m->counts[0] > 0 && t - g->last_pending >= (double)m->h->cfg.pending_interval) {
+		g->last_pending = t;
+		if (respond(m, ST_PENDING, NULL) < 0) {
+			g->broken = 1;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void fwd_failed_uid(void *user, const char *uid)
+{
+	add_failed(((fwd_glue *)user)->m, uid);
+}
+
+/* Takes the forwarded objects out of set (the hub does not send them itself). */
+static void drop_forwarded(move_set *set)
+{
+	int k = 0;
+	for (int i = 0; i < set->n; i++) {
+		move_obj *o = &set->objs[i];
+		if (move_forward_has(set->fwd, o->pk)) {
+			free(o->sop_uid);
+			free(o->sop_class);
+			free(o->ts);
+			free(o->path);
+			free(o->pk);
+			continue;
+		}
+		set->objs[k++] = *o;
+	}
+	set->n = k;
+}
+
+/*
+ * Forwards the objects only an external archive holds and combines the
+ * final status with the local part's (local_status; n_local objects).
+ */
+static unsigned int forward_part(move_run *m, const move_set *set, const hub_remote_ae *dest, int n_local,
+				 unsigned int local_status, int *broken, char *why, size_t whylen)
+{
+	fwd_glue g = { m, now_s(), 0, 0 };
+	move_forward_cb cb = { &g, fwd_progress, fwd_failed_uid };
+	move_forward_result res;
+	int c = dh_dcm_check_cancel(m->req, m->cmd->msg_id);
+	if (c == 1 || c == DH_DCM_ERROR)
+		return ST_CANCEL; /* cancelled during the local part: nothing is forwarded */
+	if (c < 0) {
+		*broken = 1;
+		return 0;
+	}
+	move_forward_run(m->h, set->fwd, dest, dh_dcm_assoc_calling_ae(m->req), m->cmd->msg_id, &cb, &res);
+	DH_INFO("C-MOVE: %d object(s) forwarded to external archives: %d completed, %d failed, %d warning%s%s",
+		move_forward_count(set->fwd), res.completed, res.failed, res.warning, res.why[0] ? "; " : "",
+		res.why);
+	if (g.broken) {
+		*broken = 1;
+		return 0;
+	}
+	if (g.cancelled)
+		return ST_CANCEL;
+	if (res.why[0])
+		snprintf(why, whylen, "%.150s", res.why);
+	if (n_local == 0 && res.unreachable && res.completed + res.warning == 0)
+		return ST_UNABLE; /* the archive holding them cannot be reached */
+	if (n_local == 0 && res.status && res.status != ST_WARNING && res.completed + res.warning == 0)
+		return res.status; /* echo the archive's refusal (e.g. A801: it does not know the destination) */
+	if (m->counts[1] + m->counts[3] == 0 && m->counts[2] > 0 &&
+	    (local_status == ST_REFUSED_OUT_OF_RESOURCES || res.status == ST_REFUSED_OUT_OF_RESOURCES))
+		return ST_REFUSED_OUT_OF_RESOURCES;
+	return m->counts[2] || m->counts[3] ? ST_WARNING : ST_SUCCESS;
+}
+
 int qr_move(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 {
 	const int timeout = (int)h->cfg.dimse_timeout;
 	const char *calling = dh_dcm_assoc_calling_ae(a);
 	dh_dcm_ds *ds = NULL;
 	move_keys *k = calloc(1, sizeof(*k));
-	move_set set = { NULL, 0, NULL };
+	move_set set = { NULL, 0, NULL, NULL };
 	move_run m = { h, a, cmd, { 0, 0, 0, 0 }, NULL, 0, 0 };
 	char err[256] = "", why[160] = "";
 	unsigned int status = ST_SUCCESS;
-	int rc = -1, broken = 0;
+	int rc = -1, broken = 0, n_fwd = 0;
 	double t0 = now_s();
 
 	if (!k) {
@@ -585,13 +697,19 @@ int qr_move(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 	/* tell the requester how many sub-operations there will be before the first one */
 	if (respond(&m, ST_PENDING, NULL) < 0)
 		goto done;
-	status = run_suboperations(&m, &set, dest, &broken);
+	n_fwd = move_forward_count(set.fwd);
+	if (n_fwd > 0)
+		drop_forwarded(&set);
+	if (set.n > 0)
+		status = run_suboperations(&m, &set, dest, &broken);
+	if (n_fwd > 0 && !broken && status != ST_CANCEL)
+		status = forward_part(&m, &set, dest, set.n, status, &broken, why, sizeof(why));
 	if (broken) {
 		DH_WARN("C-MOVE from %s to %s: requester went away after %d of %d", calling, cmd->move_dest,
 			m.counts[1] + m.counts[2] + m.counts[3], set.n);
 		goto done;
 	}
-	if (status == ST_REFUSED_OUT_OF_RESOURCES)
+	if (status == ST_REFUSED_OUT_OF_RESOURCES && !why[0])
 		snprintf(why, sizeof(why), "unable to perform storage of images to move destination");
 	else if (status == ST_CANCEL)
 		snprintf(why, sizeof(why), "cancelled");
@@ -599,10 +717,10 @@ int qr_move(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 answer:
 	if (k) /* the recall on record (hubctl history) before the requester sees its outcome */
 		move_log_record(h, calling, cmd->move_dest, k->level, k->patient_id, k->study, k->series, k->image,
-				set.n, m.counts, status);
+				set.n + n_fwd, m.counts, status);
 	rc = respond(&m, status, status == ST_SUCCESS || status == ST_WARNING ? NULL : why);
 	DH_INFO("C-MOVE from %s to %s: %d matched, %d completed, %d failed, %d warning; status %04X%s%s "
-		"(%.2f s)", calling, cmd->move_dest, set.n, m.counts[1], m.counts[2], m.counts[3], status,
+		"(%.2f s)", calling, cmd->move_dest, set.n + n_fwd, m.counts[1], m.counts[2], m.counts[3], status,
 		why[0] ? ": " : "", why, now_s() - t0);
 done:
 	move_set_free(&set);

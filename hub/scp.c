@@ -20,8 +20,10 @@
  * one (tls.port), each with its own acceptor threads; past the handshake an
  * association is served the same way whichever it came through.
  */
+#include "external.h"
 #include "hub.h"
 #include "assoc_rules.h"
+#include "move_forward.h"
 #include "log.h"
 #include "qr.h"
 #include "sopclass.h"
@@ -87,6 +89,16 @@ static int negotiate(hub *h, dh_dcm_assoc *a, int called_ok, const hub_remote_ae
 			pick = NULL; /* §5.2: foreign Called AE gets Verification only */
 		} else if (strcmp(as, DH_UID_STGCMT_PUSH) == 0) {
 			pick = choose_plain_ts(ts, n_ts);
+			/*
+			 * An external archive reporting a commitment result the hub
+			 * requested (hub/external.c) proposes the SCP role; DCMTK
+			 * states the accepted role from the requester's side.
+			 */
+			if (pick && (role == 2 || role == 3) &&
+			    dh_dcm_assoc_pc_accept(a, id, pick, 2, NULL, 0) == DH_DCM_OK) {
+				accepted++;
+				continue;
+			}
 		} else if (qr_is_model(as)) {
 			/* relational queries / relational retrieve (Tables 2-24, 2-31) */
 			static const unsigned char relational[1] = { 1 };
@@ -142,10 +154,16 @@ static void serve(hub *h, dh_dcm_assoc *a)
 			ok = dh_dcm_send_response(a, &cmd, 0x0000, NULL, NULL, NULL) == DH_DCM_OK ? 0 : -1;
 			break;
 		case DH_DIMSE_C_STORE_RQ:
-			ok = ingest_store(h, a, &cmd);
+			if (move_forward_proxy_claims(h, a, &cmd))
+				ok = move_forward_proxy_store(h, a, &cmd); /* proxied C-MOVE forward */
+			else
+				ok = ingest_store(h, a, &cmd);
 			break;
 		case DH_DIMSE_N_ACTION_RQ:
 			ok = stgcmt_action(h, a, &cmd);
+			break;
+		case DH_DIMSE_N_EVENT_REPORT_RQ:
+			ok = external_event_report(h, a, &cmd);
 			break;
 		case DH_DIMSE_C_FIND_RQ:
 			ok = qr_find(h, a, &cmd);

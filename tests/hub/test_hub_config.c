@@ -363,6 +363,56 @@ static void test_write_defaults_round_trip(void)
 	hub_config_free(&def);
 }
 
+/* External archives: the [remote.*] keys and [external] (hub/external.c, hub/move_forward.c). */
+static void test_external_keys(void)
+{
+	hub_config c, back;
+	char path[512], err[512] = "";
+
+	CU_ASSERT_EQUAL_FATAL(write_file(path, sizeof(path), "external.ini",
+		"[external]\nscan_interval = 2\nstable_seconds = 0\nretry_interval = 7\ncommit_timeout = 99\n"
+		"batch = 10\n"
+		"[remote.ARC]\nport = 2104\nexport = true\ncommit = false\nforward_mode = proxy\n"
+		"[remote.PLAIN]\nport = 3104\n"), 0);
+	CU_ASSERT_EQUAL_FATAL(hub_config_load(&c, path, err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(c.ext_scan_interval, 2);
+	CU_ASSERT_EQUAL(c.ext_stable_seconds, 0);
+	CU_ASSERT_EQUAL(c.ext_retry_interval, 7);
+	CU_ASSERT_EQUAL(c.ext_commit_timeout, 99);
+	CU_ASSERT_EQUAL(c.ext_batch, 10);
+	const hub_remote_ae *a = hub_config_remote(&c, "ARC"), *p = hub_config_remote(&c, "PLAIN");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_EQUAL(a->export_objects, 1);
+	CU_ASSERT_EQUAL(a->commit, 0);
+	CU_ASSERT_EQUAL(a->forward_mode, HUB_FWD_PROXY);
+	/* defaults: not an archive; commitment on and direct forwarding once it is one */
+	CU_ASSERT_EQUAL(p->export_objects, 0);
+	CU_ASSERT_EQUAL(p->commit, 1);
+	CU_ASSERT_EQUAL(p->forward_mode, HUB_FWD_DIRECT);
+	/* hub_config_write keeps them */
+	CU_ASSERT_EQUAL_FATAL(write_and_load(&c, "external-written.ini", &back, err, sizeof(err)), 0);
+	a = hub_config_remote(&back, "ARC");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_EQUAL(a->export_objects, 1);
+	CU_ASSERT_EQUAL(a->commit, 0);
+	CU_ASSERT_EQUAL(a->forward_mode, HUB_FWD_PROXY);
+	CU_ASSERT_EQUAL(back.ext_retry_interval, 7);
+	hub_config_free(&back);
+	hub_config_free(&c);
+
+	/* an unknown mode is refused with the key named */
+	CU_ASSERT_EQUAL_FATAL(write_file(path, sizeof(path), "external-bad.ini",
+		"[remote.ARC]\nexport = true\nforward_mode = relay\n"), 0);
+	CU_ASSERT_EQUAL(hub_config_load(&c, path, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "forward_mode"));
+	hub_config_free(&c);
+	CU_ASSERT_EQUAL_FATAL(write_file(path, sizeof(path), "external-bad2.ini", "[external]\nbatch = 0\n"), 0);
+	CU_ASSERT_EQUAL(hub_config_load(&c, path, err, sizeof(err)), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, "batch"));
+	hub_config_free(&c);
+}
+
 static void test_free_null_and_twice(void)
 {
 	hub_config c;
@@ -399,6 +449,7 @@ int main(void)
 	    CU_add_test(s, "bad values", test_bad_values) == NULL ||
 	    CU_add_test(s, "write/load round trip", test_write_round_trip) == NULL ||
 	    CU_add_test(s, "defaults round trip", test_write_defaults_round_trip) == NULL ||
+	    CU_add_test(s, "external archive keys", test_external_keys) == NULL ||
 	    CU_add_test(s, "free NULL and twice", test_free_null_and_twice) == NULL) {
 		CU_cleanup_registry();
 		return 2;

@@ -69,9 +69,9 @@ done
 storescu -aet STORESCU -aec SPOKE1 127.0.0.1 "$SPOKE_PORT" "$T"/in/a*.dcm || dh_fail "storescu to spoked failed"
 dh_cc_wait_committed 3 60
 
-# ---- nothing open yet; no spoke has sent a frame: exit 4, not connected ----
-dh_assert_eq 4 "$(rc hc status)" "status: configured spokes never connected -> exit 4"
-dh_assert_contains "$(cat "$T/last.out")" "attention: spoke SITE1 not connected" "status names the spoke"
+# ---- nothing open yet; spoked's heartbeat keeps SITE1 connected, SITE2 (ccsend) never sent a frame: exit 4 ----
+dh_assert_eq 4 "$(rc hc status)" "status: a configured spoke never connected -> exit 4"
+dh_assert_contains "$(cat "$T/last.out")" "attention: spoke SITE2 not connected" "status names the spoke"
 
 # ---- parked: a cc before its objects, applied when they arrive ----
 STUDY_P=$(uid)
@@ -79,7 +79,7 @@ out=$(ccs 1 "$STUDY_P")
 dh_assert_contains "$out" "refused 1 parked waiting for" "cc 1 parked at receipt"
 dh_assert_eq parked "$(state 1)" "cc 1 parked"
 dh_assert_contains "$(hc queue list --state parked)" "$STUDY_P" "queue list --state parked shows it"
-dh_assert_eq 4 "$(rc hc status)" "a parked cc is not an operator item (exit 4: SITE1 still not connected)"
+dh_assert_eq 0 "$(rc hc status)" "a parked cc is not an operator item (exit 0: both spokes seen within 30 s)"
 dh_assert_eq 1 "$(hc --json status | python3 -c 'import json,sys; d=json.load(sys.stdin); print([s for s in d["spokes"] if s["spoke"]=="SITE2"][0]["parked"])')" \
 	"status --json: SITE2 has 1 parked"
 site2_store "$STUDY_P"
