@@ -80,6 +80,14 @@ static const probe probes[] = {
 	  "SELECT count(*), COALESCE(extract(epoch FROM now() - min(received_at))::bigint, 0), false "
 	  "FROM stgcmt_txn WHERE state = 'pending'",
 	  "storage commitment reports not yet delivered" },
+	{ "export",
+	  "SELECT count(*), COALESCE(extract(epoch FROM now() - min(queued_at))::bigint, 0), false "
+	  "FROM external_object WHERE state IN ('queued', 'sent')",
+	  "objects queued for or awaiting commitment by an external archive" },
+	{ "export-fail",
+	  "SELECT count(*), COALESCE(extract(epoch FROM now() - min(queued_at))::bigint, 0), count(*) > 0 "
+	  "FROM external_object WHERE state = 'failed'",
+	  "objects an external archive refused (hubctl external show AE --state failed)" },
 };
 
 typedef struct {

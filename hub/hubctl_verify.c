@@ -92,10 +92,13 @@ static const char compare_sql[] =
 	"SELECT kind, study_uid, series_uid, sop_uid, attribute, spoke_value, hub_value, instances, detail FROM ("
 	/* live at the spoke, not in the index */
 	"SELECT CASE WHEN EXISTS (SELECT 1 FROM deleted_instance d WHERE d.sop_uid = j.s_sop) "
-	"THEN 'deleted_at_hub' ELSE 'missing_at_hub' END AS kind, s_study AS study_uid, s_series AS series_uid, "
-	"s_sop AS sop_uid, '' AS attribute, 'present' AS spoke_value, "
+	"THEN 'deleted_at_hub' WHEN EXISTS (SELECT 1 FROM quarantine q WHERE q.sop_uid = j.s_sop AND "
+	"q.state = 'quarantined') THEN 'quarantined_at_hub' ELSE 'missing_at_hub' END AS kind, "
+	"s_study AS study_uid, s_series AS series_uid, s_sop AS sop_uid, '' AS attribute, 'present' AS spoke_value, "
 	"CASE WHEN EXISTS (SELECT 1 FROM deleted_instance d WHERE d.sop_uid = j.s_sop) THEN 'deleted' "
-	"ELSE 'absent' END AS hub_value, 1::bigint AS instances, fwd_state AS detail FROM j WHERE h_sop IS NULL "
+	"WHEN EXISTS (SELECT 1 FROM quarantine q WHERE q.sop_uid = j.s_sop AND q.state = 'quarantined') "
+	"THEN 'quarantined' ELSE 'absent' END AS hub_value, 1::bigint AS instances, fwd_state AS detail "
+	"FROM j WHERE h_sop IS NULL "
 	/* in the index, not live at the spoke */
 	"UNION ALL SELECT CASE WHEN EXISTS (SELECT 1 FROM sp WHERE sp.deleted AND sp.sop_uid = j.h_sop) "
 	"THEN 'deletion_not_applied' ELSE 'extra_at_hub' END, h_study, h_series, h_sop, '', "
@@ -150,6 +153,9 @@ static const char *hint(const char *kind, const char *detail, const char *attrib
 		return "the hub confirmed it once but does not index it now (a cc moved or renamed it?): see "
 		       "`hubctl queue list --spoke {SPOKE} --study {STUDY}`; else send it again from the spoke";
 	}
+	if (!strcmp(kind, "quarantined_at_hub"))
+		return "the hub keeps it but shows it nowhere: it could not be registered (a malformed Key Object "
+		       "Selection document): `hubctl quarantine list`, then release or discard it there";
 	if (!strcmp(kind, "deleted_at_hub"))
 		return "deleted at the hub (by a cc or an operator) while the spoke still holds it: if the spoke is "
 		       "right, send it again from the spoke; if not, delete it at the spoke (`spokectl delete`)";
@@ -331,7 +337,8 @@ static void print_text(PGresult *r, const hubctl_verify_opts *o, const char *cou
 			printf(" of series %s", series);
 		printf(" of study %s\n", study);
 		printf("   spoke: %s\n", sv[0] ? sv : "(empty)");
-		if (!strcmp(kind, "missing_at_hub") || !strcmp(kind, "deleted_at_hub"))
+		if (!strcmp(kind, "missing_at_hub") || !strcmp(kind, "deleted_at_hub") ||
+		    !strcmp(kind, "quarantined_at_hub"))
 			printf("          (forwarding state at the spoke: %s)\n", detail);
 		printf("   hub:   %s\n", hv[0] ? hv : "(empty)");
 		if (!strcmp(kind, "extra_at_hub") && detail[0])

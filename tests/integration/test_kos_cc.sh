@@ -92,6 +92,11 @@ dh_assert_contains "$(hc quarantine list)" "$KB" "hubctl quarantine list shows i
 dh_assert_eq 0 "$(dh_psql "SELECT count(*) FROM instance WHERE sop_uid = '$KB'")" "and it is not in the index"
 agree "$ST" 3 "KOS quarantined"
 dh_assert_eq "$(printf '%s\n' "$C1" "$C2" "$C3" | sort)" "$(cat "$T/moved.txt")" "the three images, not the KOS"
+# hubctl verify names the divergence for what it is: the spoke shows the KOS, the hub keeps it hidden
+vout=$("$DH_BUILD/hub/hubctl" -c "$T/hub.conf" verify --spoke SITE1 --study "$ST") && dh_fail "verify: exit 0 with a quarantined object"
+dh_assert_contains "$vout" "quarantined_at_hub" "verify reports the quarantined KOS"
+dh_assert_contains "$vout" "$KB" "verify names the quarantined KOS"
+dh_assert_contains "$vout" "hubctl quarantine list" "verify says what to do"
 
 # objects of the study are deleted at the spoke: a DELETE cc
 out=$(sc delete --operator tester --reason "seed scenario" --study "$ST" --sop "$C1" --sop "$C2")
