@@ -23,6 +23,7 @@ typedef struct stgcmt stgcmt;
 typedef struct archiver archiver;
 typedef struct cc_worker cc_worker;     /* hub/cc_apply.c */
 typedef struct cc_receiver cc_receiver; /* hub/cc_recv.c */
+typedef struct mpps_fwd mpps_fwd;       /* hub/mpps_forward.c */
 
 typedef struct hub {
 	hub_config cfg;
@@ -32,6 +33,7 @@ typedef struct hub {
 	archiver *archiver;       /* hub/nearline.c; NULL when archiving is off */
 	cc_worker *cc_worker;     /* parked-cc retries (hub/cc_apply.c) */
 	cc_receiver *cc_receiver; /* ZeroMQ endpoint (hub/cc_recv.c); NULL when off */
+	mpps_fwd *mpps_fwd;       /* MPPS forwarding worker (hub/mpps_forward.c) */
 	volatile sig_atomic_t stop;
 	atomic_int active;        /* associations being served */
 	atomic_ulong next_assoc;  /* association ids for log context */

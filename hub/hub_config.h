@@ -82,6 +82,10 @@ typedef struct {
 	int cc_enforce_ownership;
 	long cc_park_timeout;
 	long cc_retry_interval;
+	/* [mpps] */
+	char *mpps_destinations;
+	long mpps_retry_interval;
+	long mpps_retry_max_interval;
 	/* [spoke.*] */
 	hub_spoke *spokes;
 	int n_spokes;

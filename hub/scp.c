@@ -16,6 +16,7 @@
  */
 #include "hub.h"
 #include "log.h"
+#include "mpps.h"
 #include "qr.h"
 #include "sopclass.h"
 
@@ -62,6 +63,8 @@ static int negotiate(hub *h, dh_dcm_assoc *a, int called_ok)
 			pick = NULL; /* §5.2: foreign Called AE gets Verification only */
 		} else if (strcmp(as, DH_UID_STGCMT_PUSH) == 0) {
 			pick = choose_plain_ts(ts, n_ts);
+		} else if (strcmp(as, DH_UID_MPPS) == 0) {
+			pick = mpps_choose_ts(ts, n_ts);
 		} else if (qr_is_model(as)) {
 			/* relational queries / relational retrieve (Tables 2-24, 2-31) */
 			static const unsigned char relational[1] = { 1 };
@@ -127,6 +130,12 @@ static void serve(hub *h, dh_dcm_assoc *a)
 			break;
 		case DH_DIMSE_C_MOVE_RQ:
 			ok = qr_move(h, a, &cmd);
+			break;
+		case DH_DIMSE_N_CREATE_RQ:
+			ok = mpps_ncreate(h, a, &cmd);
+			break;
+		case DH_DIMSE_N_SET_RQ:
+			ok = mpps_nset(h, a, &cmd);
 			break;
 		case DH_DIMSE_C_CANCEL_RQ:
 			ok = 0; /* nothing of ours is cancellable yet */
