@@ -10,6 +10,7 @@
 #include "hub_config.h"
 #include "hubctl_archive.h"
 #include "hubctl_cc.h"
+#include "hubctl_mpps.h"
 #include "log.h"
 
 #include <errno.h>
@@ -38,6 +39,10 @@ static void usage(FILE *out)
 		"  queue list [--state S] [--spoke ID] [--study UID] [--all]\n"
 		"                 change contexts needing attention (parked, refused, operator items)\n"
 		"  queue show ID  one change context decoded in full, and why it is where it is\n"
+		"  mpps list [--all]\n"
+		"                 Modality Performed Procedure Steps received, with forwarding state\n"
+		"  mpps show UID  one step: key attributes, its messages and their forwards\n"
+		"  mpps backlog   MPPS messages waiting for (or refused by) each destination\n"
 		"  keygen [--secret-file PATH]\n"
 		"                 make the hub's CURVE key pair: writes the secret key to PATH\n"
 		"                 (default cc.secret_key_file; mode 0600, never overwritten)\n"
@@ -45,7 +50,7 @@ static void usage(FILE *out)
 		"\n"
 		"Options:\n"
 		"  -c, --config FILE   hubd's configuration file (default: built-in defaults)\n"
-		"      --json          machine-readable output (volumes, backlog, tars, verify, queue)\n"
+		"      --json          machine-readable output (volumes, backlog, tars, verify, queue, mpps)\n"
 		"      --secret-file PATH  keygen: where to write the secret key\n"
 		"  -h, --help          this help\n"
 		"\n"
@@ -162,6 +167,16 @@ int main(int argc, char **argv)
 		}
 		dh_log_init("hubctl", "stderr", "warn");
 		rc = hubctl_cc_main(&cfg, argc - optind, argv + optind, &qf, json);
+		hub_config_free(&cfg);
+		return rc;
+	}
+	if (argc - optind >= 1 && hubctl_mpps_is_command(argv[optind])) {
+		if (hub_config_load(&cfg, path, err, sizeof(err)) < 0) {
+			fprintf(stderr, "hubctl: %s\n", err);
+			return 1;
+		}
+		dh_log_init("hubctl", "stderr", "warn");
+		rc = hubctl_mpps_main(&cfg, argc - optind, argv + optind, qf.all, json);
 		hub_config_free(&cfg);
 		return rc;
 	}

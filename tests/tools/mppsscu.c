@@ -4,11 +4,14 @@
  * Sends N-CREATE or N-SET requests of the Modality Performed Procedure Step
  * SOP class on one association, proposing Implicit VR Little Endian. Each
  * request is OP:FILE, where OP is "create" or "set" and FILE a DICOM file
- * (e.g. from dump2dcm) whose data set is sent re-encoded in Implicit VR LE.
+ * (e.g. from dump2dcm) whose data set is sent re-encoded in Implicit VR LE,
+ * or a bare data set (no File Meta Information, e.g. `dump2dcm -F +ti`)
+ * whose bytes are sent exactly as they are.
  * --uid gives the SOP Instance UID (N-CREATE without it asks the SCP to
  * assign one; N-SET needs it, or takes the one the previous N-CREATE
  * returned). Prints one line per request:
  *   OP status=XXXX uid=UID
+ * --explicit proposes Explicit VR Little Endian instead (negotiation tests).
  * Exit status: 0 when every request got a response (whatever its status),
  * 1 on an association or network error, 2 on usage.
  */
@@ -24,18 +27,49 @@ static void usage(FILE *f)
 	fprintf(f, "usage: mppsscu [--aet AE] [--aec AE] [--timeout S] [--uid UID] HOST PORT "
 		   "create|set:FILE [create|set:FILE...]\n"
 		   "  --uid UID   SOP Instance UID of the step (default: none for N-CREATE, the last\n"
-		   "              N-CREATE's for N-SET)\n");
+		   "              N-CREATE's for N-SET)\n"
+		   "  --explicit  propose Explicit VR Little Endian only (to test refusal)\n");
+}
+
+/* 1 with the file's bytes when it is a bare data set (no "DICM" preamble), else 0. */
+static int read_raw(const char *path, unsigned char **buf, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	unsigned char *b = NULL;
+	size_t n = 0, cap = 0;
+	if (!f)
+		return 0;
+	for (;;) {
+		if (n == cap) {
+			unsigned char *nb = realloc(b, cap = cap ? 2 * cap : 65536);
+			if (!nb)
+				break;
+			b = nb;
+		}
+		size_t k = fread(b + n, 1, cap - n, f);
+		if (k == 0)
+			break;
+		n += k;
+	}
+	fclose(f);
+	if (!b || n == 0 || (n >= 132 && memcmp(b + 128, "DICM", 4) == 0)) {
+		free(b);
+		return 0;
+	}
+	*buf = b;
+	*len = n;
+	return 1;
 }
 
 int main(int argc, char **argv)
 {
 	const char *aet = "MPPSSCU", *aec = "DCMHUB";
 	char uid[65] = "";
-	int timeout_s = 30, o, rc = 1, pc;
+	int timeout_s = 30, o, rc = 1, pc, explicit_vr = 0;
 	static const struct option opts[] = {
 		{ "aet", required_argument, NULL, 't' }, { "aec", required_argument, NULL, 'c' },
 		{ "timeout", required_argument, NULL, 'T' }, { "uid", required_argument, NULL, 'u' },
-		{ "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
+		{ "explicit", no_argument, NULL, 'x' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
 	};
 	while ((o = getopt_long_only(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
@@ -43,6 +77,7 @@ int main(int argc, char **argv)
 		case 'c': aec = optarg; break;
 		case 'T': timeout_s = atoi(optarg); break;
 		case 'u': snprintf(uid, sizeof(uid), "%s", optarg); break;
+		case 'x': explicit_vr = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -56,7 +91,8 @@ int main(int argc, char **argv)
 	char err[512] = "";
 	dh_dcm_assoc *a = NULL;
 	static const char *const ts[] = { DH_TS_IMPLICIT_LE };
-	dh_dcm_pc_req req = { DH_UID_MPPS, ts, 1, 0 };
+	static const char *const ts_explicit[] = { DH_TS_EXPLICIT_LE };
+	dh_dcm_pc_req req = { DH_UID_MPPS, explicit_vr ? ts_explicit : ts, 1, 0 };
 
 	dh_dcm_global_init(0);
 	if (dh_dcm_assoc_request(&a, aet, aec, host, port, 16384, timeout_s, &req, 1, err, sizeof(err)) != DH_DCM_OK) {
@@ -85,7 +121,9 @@ int main(int argc, char **argv)
 		size_t len = 0;
 		unsigned int status = 0xFFFF;
 		char affected[65] = "";
-		if (dh_dcm_ds_load(file, &ds, err, sizeof(err)) != DH_DCM_OK ||
+		if (read_raw(file, &buf, &len)) {
+			/* a bare data set: sent byte for byte */
+		} else if (dh_dcm_ds_load(file, &ds, err, sizeof(err)) != DH_DCM_OK ||
 		    dh_dcm_ds_encode(ds, DH_TS_IMPLICIT_LE, &buf, &len, err, sizeof(err)) != DH_DCM_OK) {
 			fprintf(stderr, "mppsscu: %s: %s\n", file, err);
 			dh_dcm_ds_free(ds);
