@@ -196,4 +196,9 @@ dh_assert_eq "3 COMPLETED" "$("$DH_PYTHON" -c 'import json,sys; d=json.load(sys.
 	"mpps show --json: step and its three messages"
 if "$HUBCTL" -c "$T/hub.conf" mpps show 1.2.3.4.5 >/dev/null 2>&1; then dh_fail "mpps show of an unknown UID succeeded"; fi
 dh_hub_stop
+
+# a destination without an address is a configuration error, said at start-up
+printf '[mpps]\ndestinations = NOWHERE\n' >"$T/bad.conf"
+if "$DH_BUILD/hub/hubd" -c "$T/bad.conf" --check-config 2>"$T/bad.err"; then dh_fail "mpps destination without [remote.NOWHERE] accepted"; fi
+dh_assert_contains "$(cat "$T/bad.err")" "NOWHERE has no [remote.NOWHERE] section" "clear configuration error"
 dh_pass
