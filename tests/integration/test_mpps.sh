@@ -176,6 +176,14 @@ dh_assert_contains "$cur" "[COMPLETED]" "current data set has the final status"
 dh_assert_contains "$cur" "[Chest 1mm]" "current data set has the performed series"
 dh_assert_contains "$cur" "[Doe^Jane]" "current data set keeps the N-CREATE attributes"
 
+# ---- a data set that does not parse: processing failure, association goes on
+printf '\x10\x00\x20\x00\xff\xff\xff\x7fXXXX' >"$T/garbage.raw"
+head -c 3 "$T/create.raw" >"$T/short.raw"
+printf '\x00' >>"$T/short.raw"
+out=$("$SCU" --uid 1.2.826.0.1.3680043.2.1125.9.8 127.0.0.1 "$HUB_PORT" "create:$T/garbage.raw" "create:$T/short.raw" "create:$T/create.raw")
+dh_assert_eq "0110 0110 0000" "$(status_of "$out" 1) $(status_of "$out" 2) $(status_of "$out" 3)" \
+	"unparsable data sets refused with 0110; the association goes on"
+
 # ---- a context other than Implicit VR LE is refused (Table 2.2-34)
 if "$SCU" --explicit 127.0.0.1 "$HUB_PORT" create:"$T/create.raw" >"$T/explicit.out" 2>&1; then
 	dh_fail "an MPPS context in Explicit VR LE was accepted"
@@ -187,7 +195,7 @@ list=$("$HUBCTL" -c "$T/hub.conf" mpps list)
 dh_assert_contains "$list" "$U1" "mpps list shows the step"
 dh_assert_contains "$list" "COMPLETED" "mpps list shows its status"
 json=$("$HUBCTL" -c "$T/hub.conf" --json mpps list)
-dh_assert_eq 2 "$("$DH_PYTHON" -c 'import json,sys; print(len(json.load(sys.stdin)))' <<<"$json")" "mpps list --json: two steps"
+dh_assert_eq 3 "$("$DH_PYTHON" -c 'import json,sys; print(len(json.load(sys.stdin)))' <<<"$json")" "mpps list --json: three steps"
 show=$("$HUBCTL" -c "$T/hub.conf" mpps show "$U1")
 dh_assert_contains "$show" "PID-MPPS-1" "mpps show: patient"
 dh_assert_contains "$show" "N-SET" "mpps show: messages"
