@@ -1581,3 +1581,12 @@ extern "C" int dh_dcm_n_set(dh_dcm_assoc *a, int pc_id, const char *sop_class, c
 {
 	return n_request(a, 0, pc_id, sop_class, sop_instance, data, len, timeout_s, status, NULL, err, errlen);
 }
+
+extern "C" int dh_dcm_ds_to_utf8(dh_dcm_ds *ds)
+{
+	DcmDataset *d = ds->ff.getDataset();
+	OFString cs;
+	if (d->findAndGetOFStringArray(DCM_SpecificCharacterSet, cs).bad() || cs.empty())
+		return DH_DCM_OK;
+	return d->convertToUTF8().good() ? DH_DCM_OK : DH_DCM_ERROR;
+}

@@ -376,6 +376,14 @@ int dh_dcm_ds_parse(const unsigned char *buf, size_t len, const char *ts, dh_dcm
 int dh_dcm_ds_encode(const dh_dcm_ds *ds, const char *ts, unsigned char **buf, size_t *len, char *err,
 		     size_t errlen);
 
+/*
+ * Converts the data set's text to UTF-8 per its Specific Character Set, as
+ * dh_dcm_ds_load does (nothing to do without one). Returns 0, or
+ * DH_DCM_ERROR for a character set DCMTK cannot convert (values then come
+ * out as dh_dcm_ds_get's Latin-1 reading of their bytes).
+ */
+int dh_dcm_ds_to_utf8(dh_dcm_ds *ds);
+
 /* N-SET semantics: every top-level attribute of src replaces (or adds) the same attribute in dst. */
 int dh_dcm_ds_merge(dh_dcm_ds *dst, const dh_dcm_ds *src);
 

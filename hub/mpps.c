@@ -259,7 +259,7 @@ static int insert_message(const hub *h, PGconn *c, const char *uid, const char *
 }
 
 /* Stores a checked N-CREATE. Returns a DIMSE status. */
-static unsigned int store_create(hub *h, const char *uid, const char *calling, const dh_dcm_ds *ds,
+static unsigned int store_create(hub *h, const char *uid, const char *calling, dh_dcm_ds *ds,
 				 const unsigned char *bytes, size_t len, char *why, size_t whylen)
 {
 	unsigned int status = MPPS_PROCESSING_FAILURE;
@@ -268,6 +268,8 @@ static unsigned int store_create(hub *h, const char *uid, const char *calling, c
 	char *hex = bytea_hex(bytes, len);
 	keys k;
 	int n_fwd = 0, began = 0;
+	/* the index's columns are UTF-8; the stored bytes stay as received */
+	(void)dh_dcm_ds_to_utf8(ds);
 	get_keys(ds, &k);
 	if (!hex || !(c = dh_db_get(h->db, &err))) {
 		snprintf(why, whylen, "index database unavailable");
@@ -368,6 +370,7 @@ static unsigned int store_set(hub *h, const char *uid, const char *calling, cons
 		DH_ERROR("MPPS %s: %s", uid, derr);
 		goto done;
 	}
+	(void)dh_dcm_ds_to_utf8(merged); /* after encoding: the step's data set keeps its character set */
 	get_keys(merged, &k);
 	const char *p[10] = { uid, k.v[K_STATUS], k.v[K_EDATE], k.v[K_ETIME], k.v[K_DESC], k.v[K_SERIES], merged_hex };
 	if (dh_db_exec(c, "UPDATE mpps SET status = $2, end_date = $3, end_time = $4, description = $5, "

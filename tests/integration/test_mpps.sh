@@ -176,6 +176,15 @@ dh_assert_contains "$cur" "[COMPLETED]" "current data set has the final status"
 dh_assert_contains "$cur" "[Chest 1mm]" "current data set has the performed series"
 dh_assert_contains "$cur" "[Doe^Jane]" "current data set keeps the N-CREATE attributes"
 
+# ---- Latin-1 (ISO_IR 100) text: UTF-8 in the index, the bytes as received in the message
+mk c_latin create -e "s/Doe^Jane/M$(printf '\xfc')ller^Hans/"
+out=$(send 1.2.826.0.1.3680043.2.1125.9.9 create:c_latin)
+dh_assert_eq 0000 "$(status_of "$out")" "Latin-1 N-CREATE accepted"
+dh_assert_eq "Müller^Hans" "$(dh_psql "SELECT patient_name FROM mpps WHERE sop_instance_uid = '1.2.826.0.1.3680043.2.1125.9.9'")" \
+	"patient name indexed as UTF-8"
+dh_assert_eq 1 "$(dh_psql "SELECT count(*) FROM mpps_message WHERE sop_instance_uid = '1.2.826.0.1.3680043.2.1125.9.9' AND position('\\x4dfc6c6c6572'::bytea IN dataset) > 0")" \
+	"message kept in its own character set"
+
 # ---- a data set that does not parse: processing failure, association goes on
 printf '\x10\x00\x20\x00\xff\xff\xff\x7fXXXX' >"$T/garbage.raw"
 head -c 3 "$T/create.raw" >"$T/short.raw"
@@ -195,7 +204,7 @@ list=$("$HUBCTL" -c "$T/hub.conf" mpps list)
 dh_assert_contains "$list" "$U1" "mpps list shows the step"
 dh_assert_contains "$list" "COMPLETED" "mpps list shows its status"
 json=$("$HUBCTL" -c "$T/hub.conf" --json mpps list)
-dh_assert_eq 3 "$("$DH_PYTHON" -c 'import json,sys; print(len(json.load(sys.stdin)))' <<<"$json")" "mpps list --json: three steps"
+dh_assert_eq 4 "$("$DH_PYTHON" -c 'import json,sys; print(len(json.load(sys.stdin)))' <<<"$json")" "mpps list --json: four steps"
 show=$("$HUBCTL" -c "$T/hub.conf" mpps show "$U1")
 dh_assert_contains "$show" "PID-MPPS-1" "mpps show: patient"
 dh_assert_contains "$show" "N-SET" "mpps show: messages"
