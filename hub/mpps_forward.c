@@ -167,10 +167,17 @@ static int work_one(hub *h)
 			 mpps_backoff_seconds(attempts, h->cfg.mpps_retry_interval, h->cfg.mpps_retry_max_interval));
 		const char *p[5] = { pk, dest, attempts_s, derr, interval };
 		/* the whole destination waits: one connection attempt per back-off period */
-		if (dh_db_exec(c, "UPDATE mpps_forward SET attempts = CASE WHEN message_pk = $1::bigint THEN $3::int "
-				  "ELSE attempts END, last_error = $4, "
-				  "next_attempt_at = GREATEST(next_attempt_at, now() + $5::interval) "
-				  "WHERE destination = $2 AND state = 'pending'", 5, p, &err) < 0)
+		if (dh_db_exec(c, "UPDATE mpps_forward SET attempts = $3::int, last_error = $4, "
+				  "next_attempt_at = now() + $5::interval "
+				  "WHERE message_pk = $1::bigint AND destination = $2", 5, p, &err) < 0)
+			goto rollback;
+		/* rows another hubd is sending are skipped, not waited for (no deadlock between two workers) */
+		const char *q[4] = { pk, dest, derr, interval };
+		if (dh_db_exec(c, "UPDATE mpps_forward SET last_error = $3, "
+				  "next_attempt_at = GREATEST(next_attempt_at, now() + $4::interval) "
+				  "WHERE (message_pk, destination) IN (SELECT message_pk, destination FROM mpps_forward "
+				  "  WHERE destination = $2 AND state = 'pending' AND message_pk <> $1::bigint "
+				  "  FOR UPDATE SKIP LOCKED)", 4, q, &err) < 0)
 			goto rollback;
 		DH_WARN("%s %s not forwarded to %s (attempt %d, next in %s): %s", kind, uid, dest, attempts, interval,
 			derr);

@@ -16,6 +16,7 @@
  * 1 on an association or network error, 2 on usage.
  */
 #include "dcm.h"
+#include "uid.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@ static void usage(FILE *f)
 		   "create|set:FILE [create|set:FILE...]\n"
 		   "  --uid UID   SOP Instance UID of the step (default: none for N-CREATE, the last\n"
 		   "              N-CREATE's for N-SET)\n"
+		   "  --new-uid   every N-CREATE gets a fresh UID made here (load tests)\n"
 		   "  --explicit  propose Explicit VR Little Endian only (to test refusal)\n");
 }
 
@@ -65,11 +67,11 @@ int main(int argc, char **argv)
 {
 	const char *aet = "MPPSSCU", *aec = "DCMHUB";
 	char uid[65] = "";
-	int timeout_s = 30, o, rc = 1, pc, explicit_vr = 0;
+	int timeout_s = 30, o, rc = 1, pc, explicit_vr = 0, new_uid = 0;
 	static const struct option opts[] = {
 		{ "aet", required_argument, NULL, 't' }, { "aec", required_argument, NULL, 'c' },
 		{ "timeout", required_argument, NULL, 'T' }, { "uid", required_argument, NULL, 'u' },
-		{ "explicit", no_argument, NULL, 'x' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
+		{ "explicit", no_argument, NULL, 'x' }, { "new-uid", no_argument, NULL, 'n' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
 	};
 	while ((o = getopt_long_only(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
@@ -78,6 +80,7 @@ int main(int argc, char **argv)
 		case 'T': timeout_s = atoi(optarg); break;
 		case 'u': snprintf(uid, sizeof(uid), "%s", optarg); break;
 		case 'x': explicit_vr = 1; break;
+		case 'n': new_uid = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -130,6 +133,8 @@ int main(int argc, char **argv)
 			goto done;
 		}
 		dh_dcm_ds_free(ds);
+		if (create && new_uid)
+			dh_uid_generate(uid);
 		int sent = create ? dh_dcm_n_create(a, pc, DH_UID_MPPS, uid, buf, len, timeout_s, &status, affected, err,
 						    sizeof(err))
 				  : dh_dcm_n_set(a, pc, DH_UID_MPPS, uid, buf, len, timeout_s, &status, err, sizeof(err));
