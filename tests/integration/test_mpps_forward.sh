@@ -8,6 +8,7 @@
 #    with data sets byte-identical to what the modality sent
 #  - a destination that refuses a message (status 0110): the row is marked
 #    refused with the status, and the step's later messages still go
+#  - two hubd on one database share the queue: each message sent once
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 dh_setup mppsfw
@@ -156,6 +157,36 @@ dh_assert_contains "$show" "0110" "hubctl mpps show: the destination's status"
 dh_assert_eq "HUB2 0 1" "$("$DH_PYTHON" -c 'import json,sys; d=json.load(sys.stdin)[0]; print(d["destination"], d["pending"], d["refused"])' <<<"$("$HUBCTL" -c "$T/hub.conf" --json mpps backlog)")" \
 	"backlog: nothing pending, one refused"
 
+# ---- two hubd on one database share the queue: destination down, steps
+# arrive at both, destination up: each message delivered once, in order
+__dh_daemon_terminate hubd2 "$HUB2_PID"
+dh_assert_eq 0 "$DH_DAEMON_STATUS" "destination hubd stopped cleanly"
+H1B_PORT=$(dh_free_port)
+sed -e "s/^port = $HUB_PORT\$/port = $H1B_PORT/" "$T/hub.conf" >"$T/hub1b.conf"
+__dh_daemon_launch hubd1b "$DH_BUILD/hub/hubd" "$T/hub1b.conf"
+H1B_PID=$DH_DAEMON_PID
+DH_BG_PIDS+=("$H1B_PID")
+__dh_daemon_wait_echo hubd1b DCMHUB "$H1B_PORT" true
+before=$(dh_psql "SELECT count(*) FROM mpps_message")
+N=15
+"$SCU" --new-uid 127.0.0.1 "$HUB_PORT" $(for ((i = 0; i < N; i++)); do echo "create:$T/create.raw set:$T/final.raw"; done) >"$T/h1.out" &
+p1=$!
+"$SCU" --new-uid 127.0.0.1 "$H1B_PORT" $(for ((i = 0; i < N; i++)); do echo "create:$T/create.raw set:$T/final.raw"; done) >"$T/h1b.out" &
+p2=$!
+wait $p1 || dh_fail "steps to hub 1"
+wait $p2 || dh_fail "steps to hub 1b"
+dh_assert_eq $((4 * N)) "$(cat "$T/h1.out" "$T/h1b.out" | grep -c 'status=0000')" "all accepted by the two hubs"
+sleep 2
+hub2_start
+wait_drained 30
+dh_assert_eq "$((before + 4 * N))|0" "$(dh_psql "SELECT count(*), count(*) FILTER (WHERE f.state <> 'sent' AND m.pk > $before) FROM mpps_message m JOIN mpps_forward f ON f.message_pk = m.pk")" \
+	"every message forwarded"
+dh_assert_eq "$((4 * N))" "$(psql2 "SELECT count(*) FROM mpps_message m JOIN mpps s USING (sop_instance_uid) WHERE s.source_ae = 'DCMHUB' AND s.status = 'COMPLETED' AND m.sop_instance_uid NOT IN ('$A', '$B', '$C')")" \
+	"destination received each message of the $((2 * N)) steps once"
+dh_assert_eq 0 "$(psql2 "SELECT count(*) FROM (SELECT sop_instance_uid, string_agg(kind, ',' ORDER BY pk) k FROM mpps_message GROUP BY 1) x WHERE k <> 'N-CREATE,N-SET' AND k <> 'N-CREATE,N-SET,N-SET' AND sop_instance_uid <> '$C'")" \
+	"in order per step"
+__dh_daemon_terminate hubd1b "$H1B_PID"
+dh_assert_eq 0 "$DH_DAEMON_STATUS" "second source hubd stopped cleanly"
 __dh_daemon_terminate hubd2 "$HUB2_PID"
 dh_assert_eq 0 "$DH_DAEMON_STATUS" "destination hubd stopped cleanly"
 dh_hub_stop
