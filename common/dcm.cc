@@ -1402,8 +1402,52 @@ public:
 	std::vector<unsigned char> &bytes() { return consumer.bytes; }
 };
 
+/*
+ * Walks Implicit VR Little Endian bytes checking that every defined length
+ * fits in what holds it (the buffer, an item, a sequence). DCMTK allocates
+ * an element's declared length (up to 4 GiB) before it finds the stream too
+ * short, so a peer's few bytes could cost gigabytes; this refuses them
+ * first. Sequences are told from values by the data dictionary, as DCMTK
+ * does for Implicit VR. Returns 1 when the lengths fit.
+ */
+static int implicit_lengths_fit(const unsigned char *b, size_t end, size_t *pos, int depth, uint32_t stop)
+{
+	if (depth > 32)
+		return 0;
+	while (*pos < end) {
+		if (end - *pos < 8)
+			return 0;
+		const unsigned char *h = b + *pos;
+		uint32_t tag = ((uint32_t)(h[0] | h[1] << 8) << 16) | (uint32_t)(h[2] | h[3] << 8);
+		uint32_t vlen = (uint32_t)h[4] | (uint32_t)h[5] << 8 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 24;
+		*pos += 8;
+		if (stop && tag == stop)
+			return 1;
+		if (tag == 0xFFFEE00Du || tag == 0xFFFEE0DDu)
+			return 0; /* a delimiter that closes nothing open here */
+		if (vlen == 0xFFFFFFFFu) {
+			if (!implicit_lengths_fit(b, end, pos, depth + 1, tag == 0xFFFEE000u ? 0xFFFEE00Du : 0xFFFEE0DDu))
+				return 0;
+			continue;
+		}
+		if (vlen > end - *pos)
+			return 0;
+		DcmTag t((Uint16)(tag >> 16), (Uint16)(tag & 0xFFFF));
+		if (tag == 0xFFFEE000u || t.getEVR() == EVR_SQ) {
+			size_t sub = *pos;
+			if (!implicit_lengths_fit(b, *pos + vlen, &sub, depth + 1, 0))
+				return 0;
+		}
+		*pos += vlen;
+	}
+	return 1; /* a missing final delimiter is DCMTK's to judge */
+}
+
 static OFCondition parse_bytes(const unsigned char *buf, size_t len, const char *ts, DcmDataset *ds)
 {
+	size_t pos = 0;
+	if ((!ts || !*ts || strcmp(ts, DH_TS_IMPLICIT_LE) == 0) && !implicit_lengths_fit(buf, len, &pos, 0, 0))
+		return EC_InvalidStream;
 	DcmInputBufferStream in;
 	in.setBuffer(buf, (offile_off_t)len);
 	in.setEos();

@@ -419,8 +419,10 @@ static int read_dataset(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd, dh_dcm_d
 		DH_WARN("MPPS request: %s", err);
 		return -1;
 	}
-	if (!*ds)
+	if (!*ds) {
+		DH_WARN("MPPS data set does not parse: %s", err);
 		snprintf(why, whylen, "data set does not parse");
+	}
 	return 0;
 }
 
