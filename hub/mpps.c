@@ -158,7 +158,7 @@ unsigned int mpps_check_set(const dh_dcm_ds *set, mpps_status stored, const dh_d
 	}
 	if (dh_dcm_ds_has(set, T(0040, 0252)) &&
 	    (dh_dcm_ds_get(set, T(0040, 0252), v, sizeof(v)) != DH_DCM_OK || mpps_status_parse(v) == MPPS_BAD_STATUS)) {
-		snprintf(why, whylen, "Performed Procedure Step Status must be IN PROGRESS, COMPLETED or DISCONTINUED");
+		snprintf(why, whylen, "status must be IN PROGRESS, COMPLETED or DISCONTINUED");
 		return MPPS_INVALID_VALUE;
 	}
 	if (dh_dcm_ds_get(merged, T(0040, 0252), v, sizeof(v)) == DH_DCM_OK && mpps_status_parse(v) != MPPS_IN_PROGRESS) {
