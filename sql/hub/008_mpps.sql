@@ -78,3 +78,15 @@ SELECT destination,
            AS last_error
 FROM mpps_forward f JOIN mpps_message m ON m.pk = f.message_pk
 GROUP BY destination;
+
+-- One line for `hubctl status`'s service backlogs: messages waiting for a
+-- destination, the age in seconds of the oldest, and whether an operator
+-- should look (a message undelivered for more than 10 minutes: a
+-- destination is down or misconfigured).
+CREATE FUNCTION mpps_forward_status(OUT items bigint, OUT oldest_s bigint, OUT attention boolean)
+LANGUAGE sql STABLE AS $$
+    SELECT COALESCE(sum(pending), 0)::bigint,
+           COALESCE(extract(epoch FROM now() - min(oldest_pending))::bigint, 0),
+           COALESCE(min(oldest_pending) < now() - interval '10 minutes', false)
+    FROM mpps_forward_backlog
+$$;

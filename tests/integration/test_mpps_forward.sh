@@ -112,6 +112,8 @@ backlog=$("$HUBCTL" -c "$T/hub.conf" --json mpps backlog)
 dh_assert_eq "HUB2 3 0" "$("$DH_PYTHON" -c 'import json,sys; d=json.load(sys.stdin)[0]; print(d["destination"], d["pending"], d["refused"])' <<<"$backlog")" \
 	"hubctl mpps backlog shows the waiting messages"
 dh_assert_contains "$("$HUBCTL" -c "$T/hub.conf" mpps backlog)" "HUB2" "backlog as a table"
+dh_assert_eq "3|f" "$(dh_psql "SELECT items, attention FROM mpps_forward_status()")" "hubctl status line: 3 waiting, young"
+[ "$(dh_psql "SELECT oldest_s FROM mpps_forward_status()")" -ge 2 ] || dh_fail "mpps_forward_status: age of the oldest"
 
 # ---- kill -9 and restart with the queue non-empty
 dh_hub_kill9
@@ -154,6 +156,7 @@ dh_assert_eq "N-CREATE|refused|272,N-SET|sent|0" \
 show=$("$HUBCTL" -c "$T/hub.conf" mpps show $C)
 dh_assert_contains "$show" "refused" "hubctl mpps show: the refusal"
 dh_assert_contains "$show" "0110" "hubctl mpps show: the destination's status"
+dh_assert_eq "0|0|f" "$(dh_psql "SELECT * FROM mpps_forward_status()")" "hubctl status line: nothing waiting"
 dh_assert_eq "HUB2 0 1" "$("$DH_PYTHON" -c 'import json,sys; d=json.load(sys.stdin)[0]; print(d["destination"], d["pending"], d["refused"])' <<<"$("$HUBCTL" -c "$T/hub.conf" --json mpps backlog)")" \
 	"backlog: nothing pending, one refused"
 
