@@ -132,6 +132,7 @@ struct dh_dcm_assoc {
 	std::vector<T_ASC_PresentationContext> proposed;
 	SOPClassExtendedNegotiationSubItemList *accepted_ext;
 	char calling[17], called[17], peer[64];
+	char rsp_instance[65];     /* Affected SOP Instance UID of the last N-CREATE/N-SET response */
 };
 
 struct dh_dcm_ds {
@@ -1007,6 +1008,17 @@ static int await_response(dh_dcm_assoc *a, int timeout_s, unsigned int *status, 
 		st = rsp.msg.NEventReportRSP.DimseStatus;
 		dst = rsp.msg.NEventReportRSP.DataSetType;
 		break;
+	case DIMSE_N_CREATE_RSP:
+		st = rsp.msg.NCreateRSP.DimseStatus;
+		dst = rsp.msg.NCreateRSP.DataSetType;
+		copy_str(a->rsp_instance, sizeof(a->rsp_instance),
+			 (rsp.msg.NCreateRSP.opts & O_NCREATE_AFFECTEDSOPINSTANCEUID)
+				 ? rsp.msg.NCreateRSP.AffectedSOPInstanceUID : "");
+		break;
+	case DIMSE_N_SET_RSP:
+		st = rsp.msg.NSetRSP.DimseStatus;
+		dst = rsp.msg.NSetRSP.DataSetType;
+		break;
 	default:
 		set_err_text(err, errlen, "unexpected response command");
 		return DH_DCM_ERROR;
@@ -1757,4 +1769,267 @@ extern "C" long dh_dcm_file_dataset_offset(const char *path)
 	size_t n = fread(head.data(), 1, head.size(), f);
 	fclose(f);
 	return dataset_offset_buf(head.data(), n);
+}
+
+/* ---- N-CREATE / N-SET (MPPS) --------------------------------------------- */
+
+/* A DcmConsumer that appends to a byte vector: lets DIMSE hand us a data set's bytes unparsed. */
+class VecConsumer : public DcmConsumer {
+public:
+	std::vector<unsigned char> bytes;
+	OFBool good() const override { return OFTrue; }
+	OFCondition status() const override { return EC_Normal; }
+	OFBool isFlushed() const override { return OFTrue; }
+	offile_off_t avail() const override { return (offile_off_t)1 << 30; }
+	offile_off_t write(const void *buf, offile_off_t n) override
+	{
+		const unsigned char *b = (const unsigned char *)buf;
+		bytes.insert(bytes.end(), b, b + n);
+		return n;
+	}
+	void flush() override {}
+};
+
+/* The consumer must exist before DcmOutputStream's constructor sees it: hold it in a base. */
+struct VecHolder {
+	VecConsumer consumer;
+};
+
+class VecOutputStream : private VecHolder, public DcmOutputStream {
+public:
+	VecOutputStream() : VecHolder(), DcmOutputStream(&consumer) {}
+	std::vector<unsigned char> &bytes() { return consumer.bytes; }
+};
+
+/*
+ * Walks Implicit VR Little Endian bytes checking that every defined length
+ * fits in what holds it (the buffer, an item, a sequence). DCMTK allocates
+ * an element's declared length (up to 4 GiB) before it finds the stream too
+ * short, so a peer's few bytes could cost gigabytes; this refuses them
+ * first. Sequences are told from values by the data dictionary, as DCMTK
+ * does for Implicit VR. Returns 1 when the lengths fit.
+ */
+static int implicit_lengths_fit(const unsigned char *b, size_t end, size_t *pos, int depth, uint32_t stop)
+{
+	if (depth > 32)
+		return 0;
+	while (*pos < end) {
+		if (end - *pos < 8)
+			return 0;
+		const unsigned char *h = b + *pos;
+		uint32_t tag = ((uint32_t)(h[0] | h[1] << 8) << 16) | (uint32_t)(h[2] | h[3] << 8);
+		uint32_t vlen = (uint32_t)h[4] | (uint32_t)h[5] << 8 | (uint32_t)h[6] << 16 | (uint32_t)h[7] << 24;
+		*pos += 8;
+		if (stop && tag == stop)
+			return 1;
+		if (tag == 0xFFFEE00Du || tag == 0xFFFEE0DDu)
+			return 0; /* a delimiter that closes nothing open here */
+		if (vlen == 0xFFFFFFFFu) {
+			if (!implicit_lengths_fit(b, end, pos, depth + 1, tag == 0xFFFEE000u ? 0xFFFEE00Du : 0xFFFEE0DDu))
+				return 0;
+			continue;
+		}
+		if (vlen > end - *pos)
+			return 0;
+		DcmTag t((Uint16)(tag >> 16), (Uint16)(tag & 0xFFFF));
+		if (tag == 0xFFFEE000u || t.getEVR() == EVR_SQ) {
+			size_t sub = *pos;
+			if (!implicit_lengths_fit(b, *pos + vlen, &sub, depth + 1, 0))
+				return 0;
+		}
+		*pos += vlen;
+	}
+	return 1; /* a missing final delimiter is DCMTK's to judge */
+}
+
+static OFCondition parse_bytes(const unsigned char *buf, size_t len, const char *ts, DcmDataset *ds)
+{
+	size_t pos = 0;
+	if ((!ts || !*ts || strcmp(ts, DH_TS_IMPLICIT_LE) == 0) && !implicit_lengths_fit(buf, len, &pos, 0, 0))
+		return EC_InvalidStream;
+	DcmInputBufferStream in;
+	in.setBuffer(buf, (offile_off_t)len);
+	in.setEos();
+	DcmXfer x(ts && *ts ? ts : DH_TS_IMPLICIT_LE);
+	ds->clear();
+	ds->transferInit();
+	OFCondition c = ds->read(in, x.getXfer(), EGL_noChange);
+	ds->transferEnd();
+	return c;
+}
+
+extern "C" int dh_dcm_ds_parse(const unsigned char *buf, size_t len, const char *ts, dh_dcm_ds **out,
+			       char *err, size_t errlen)
+{
+	*out = NULL;
+	dh_dcm_ds *d = new dh_dcm_ds();
+	OFCondition c = parse_bytes(buf, len, ts, d->ff.getDataset());
+	if (c.bad()) {
+		set_err(err, errlen, "cannot parse data set", c);
+		delete d;
+		return DH_DCM_ERROR;
+	}
+	*out = d;
+	return DH_DCM_OK;
+}
+
+extern "C" int dh_dcm_receive_dataset_raw(dh_dcm_assoc *a, int timeout_s, unsigned char **bytes, size_t *len,
+					  dh_dcm_ds **out, char *err, size_t errlen)
+{
+	*bytes = NULL;
+	*len = 0;
+	*out = NULL;
+	VecOutputStream os;
+	T_ASC_PresentationContextID pcid = 0;
+	OFCondition c = DIMSE_receiveDataSetInFile(a->assoc, DIMSE_NONBLOCKING, timeout_s, &pcid, &os, NULL, NULL);
+	if (c.bad())
+		return map_receive_cond(c, err, errlen);
+	std::vector<unsigned char> &v = os.bytes();
+	const char *ts = dh_dcm_assoc_pc_ts(a, pcid);
+	/* a data set that does not parse was still read whole: the association goes on */
+	if (dh_dcm_ds_parse(v.data(), v.size(), ts, out, err, errlen) != DH_DCM_OK)
+		return DH_DCM_OK;
+	*bytes = (unsigned char *)malloc(v.size() ? v.size() : 1);
+	if (!*bytes) {
+		dh_dcm_ds_free(*out);
+		*out = NULL;
+		set_err_text(err, errlen, "out of memory");
+		return DH_DCM_ERROR;
+	}
+	if (!v.empty())
+		memcpy(*bytes, v.data(), v.size());
+	*len = v.size();
+	return DH_DCM_OK;
+}
+
+extern "C" int dh_dcm_ds_encode(const dh_dcm_ds *ds, const char *ts, unsigned char **buf, size_t *len,
+				char *err, size_t errlen)
+{
+	*buf = NULL;
+	*len = 0;
+	DcmDataset *d = const_cast<dh_dcm_ds *>(ds)->ff.getDataset();
+	DcmXfer x(ts && *ts ? ts : DH_TS_IMPLICIT_LE);
+	OFCondition c = d->chooseRepresentation(x.getXfer(), NULL);
+	if (c.good()) {
+		VecOutputStream os;
+		d->transferInit();
+		c = d->write(os, x.getXfer(), EET_ExplicitLength, NULL);
+		d->transferEnd();
+		os.flush();
+		if (c.good()) {
+			std::vector<unsigned char> &v = os.bytes();
+			*buf = (unsigned char *)malloc(v.size() ? v.size() : 1);
+			if (!*buf) {
+				set_err_text(err, errlen, "out of memory");
+				return DH_DCM_ERROR;
+			}
+			if (!v.empty())
+				memcpy(*buf, v.data(), v.size());
+			*len = v.size();
+			return DH_DCM_OK;
+		}
+	}
+	set_err(err, errlen, "cannot encode data set", c);
+	return DH_DCM_ERROR;
+}
+
+extern "C" int dh_dcm_ds_merge(dh_dcm_ds *dst, const dh_dcm_ds *src)
+{
+	DcmDataset *s = const_cast<dh_dcm_ds *>(src)->ff.getDataset();
+	DcmDataset *d = dst->ff.getDataset();
+	for (unsigned long i = 0; i < s->card(); i++) {
+		DcmElement *e = OFstatic_cast(DcmElement *, s->getElement(i)->clone());
+		if (d->insert(e, OFTrue).bad()) {
+			delete e;
+			return DH_DCM_ERROR;
+		}
+	}
+	return DH_DCM_OK;
+}
+
+extern "C" int dh_dcm_ds_tags(const dh_dcm_ds *ds, uint32_t *tags, int max)
+{
+	DcmDataset *d = const_cast<dh_dcm_ds *>(ds)->ff.getDataset();
+	int n = (int)d->card();
+	for (int i = 0; i < n && i < max; i++) {
+		const DcmTag &t = d->getElement((unsigned long)i)->getTag();
+		tags[i] = DH_TAG(t.getGroup(), t.getElement());
+	}
+	return n;
+}
+
+/* Sends a command set and then data set bytes as they are (no parsing, no re-encoding). */
+static OFCondition send_raw_message(dh_dcm_assoc *a, int pc_id, DcmDataset &cmd, const unsigned char *data,
+				    size_t len)
+{
+	std::vector<unsigned char> d(data, data + len);
+	if (d.size() % 2)
+		d.push_back(0);
+	cmd.computeGroupLengthAndPadding(EGL_recalcGL, EPD_noChange, EXS_LittleEndianImplicit);
+	VecOutputStream out;
+	cmd.transferInit();
+	OFCondition c = cmd.write(out, EXS_LittleEndianImplicit, EET_ExplicitLength, NULL);
+	cmd.transferEnd();
+	out.flush();
+	if (c.bad())
+		return c;
+	std::vector<unsigned char> &cb = out.bytes();
+	c = write_pdvs(a, pc_id, DUL_COMMANDPDV, cb.data(), cb.size(), OFTrue);
+	if (c.bad())
+		return c;
+	return write_pdvs(a, pc_id, DUL_DATASETPDV, d.data(), d.size(), OFTrue);
+}
+
+/* N-CREATE (create != 0) or N-SET with a data set sent as is; waits for the response. */
+static int n_request(dh_dcm_assoc *a, int create, int pc_id, const char *sop_class, const char *sop_instance,
+		     const unsigned char *data, size_t len, int timeout_s, unsigned int *status,
+		     char *affected_out, char *err, size_t errlen)
+{
+	if (!data || len == 0) {
+		set_err_text(err, errlen, create ? "N-CREATE needs a data set" : "N-SET needs a data set");
+		return DH_DCM_ERROR;
+	}
+	DcmDataset cmd;
+	Uint16 msg_id = a->assoc->nextMsgID++;
+	cmd.putAndInsertString(create ? DCM_AffectedSOPClassUID : DCM_RequestedSOPClassUID, sop_class);
+	cmd.putAndInsertUint16(DCM_CommandField, create ? DIMSE_N_CREATE_RQ : DIMSE_N_SET_RQ);
+	cmd.putAndInsertUint16(DCM_MessageID, msg_id);
+	cmd.putAndInsertUint16(DCM_CommandDataSetType, 0x0000);
+	if (sop_instance && *sop_instance)
+		cmd.putAndInsertString(create ? DCM_AffectedSOPInstanceUID : DCM_RequestedSOPInstanceUID,
+				       sop_instance);
+	OFCondition c = send_raw_message(a, pc_id, cmd, data, len);
+	if (c.bad()) {
+		set_err(err, errlen, create ? "cannot send N-CREATE" : "cannot send N-SET", c);
+		return DH_DCM_ERROR;
+	}
+	a->rsp_instance[0] = '\0';
+	int rc = await_response(a, timeout_s, status, NULL, err, errlen);
+	if (rc == DH_DCM_OK && affected_out)
+		copy_str(affected_out, 65, a->rsp_instance);
+	return rc;
+}
+
+extern "C" int dh_dcm_n_create(dh_dcm_assoc *a, int pc_id, const char *sop_class, const char *sop_instance,
+			       const unsigned char *data, size_t len, int timeout_s, unsigned int *status,
+			       char affected_out[65], char *err, size_t errlen)
+{
+	return n_request(a, 1, pc_id, sop_class, sop_instance, data, len, timeout_s, status, affected_out, err,
+			 errlen);
+}
+
+extern "C" int dh_dcm_n_set(dh_dcm_assoc *a, int pc_id, const char *sop_class, const char *sop_instance,
+			    const unsigned char *data, size_t len, int timeout_s, unsigned int *status, char *err,
+			    size_t errlen)
+{
+	return n_request(a, 0, pc_id, sop_class, sop_instance, data, len, timeout_s, status, NULL, err, errlen);
+}
+
+extern "C" int dh_dcm_ds_to_utf8(dh_dcm_ds *ds)
+{
+	DcmDataset *d = ds->ff.getDataset();
+	OFString cs;
+	if (d->findAndGetOFStringArray(DCM_SpecificCharacterSet, cs).bad() || cs.empty())
+		return DH_DCM_OK;
+	return d->convertToUTF8().good() ? DH_DCM_OK : DH_DCM_ERROR;
 }

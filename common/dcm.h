@@ -469,12 +469,62 @@ int dh_dcm_assoc_request_tls(dh_dcm_assoc **out, const char *calling_ae, const c
  * for a plain association).
  */
 int dh_dcm_assoc_tls_peer(const dh_dcm_assoc *a, char *subject, size_t len);
+/* ---- N-CREATE / N-SET (MPPS) ------------------------------------------- */
+
+/*
+ * Receives the data set that follows cmd as its bytes exactly as they came
+ * (in the context's transfer syntax, nothing re-encoded) and parses them.
+ * Returns 0 with *bytes (malloc'ed, *len bytes) and *out the caller's, or
+ * 0 with both NULL and the reason in err when the data set was read but
+ * does not parse (answer it; the association can go on), or an error as
+ * dh_dcm_receive_command.
+ */
+int dh_dcm_receive_dataset_raw(dh_dcm_assoc *a, int timeout_s, unsigned char **bytes, size_t *len,
+			       dh_dcm_ds **out, char *err, size_t errlen);
+
+/* Parses data set bytes (no File Meta Information) encoded in ts (NULL: Implicit VR LE). *out is the caller's. */
+int dh_dcm_ds_parse(const unsigned char *buf, size_t len, const char *ts, dh_dcm_ds **out, char *err,
+		    size_t errlen);
+
+/* Encodes the data set (no File Meta Information) in ts (NULL: Implicit VR LE); *buf (malloc'ed) is the caller's. */
+int dh_dcm_ds_encode(const dh_dcm_ds *ds, const char *ts, unsigned char **buf, size_t *len, char *err,
+		     size_t errlen);
+
+/*
+ * Converts the data set's text to UTF-8 per its Specific Character Set, as
+ * dh_dcm_ds_load does (nothing to do without one). Returns 0, or
+ * DH_DCM_ERROR for a character set DCMTK cannot convert (values then come
+ * out as dh_dcm_ds_get's Latin-1 reading of their bytes).
+ */
+int dh_dcm_ds_to_utf8(dh_dcm_ds *ds);
+
+/* N-SET semantics: every top-level attribute of src replaces (or adds) the same attribute in dst. */
+int dh_dcm_ds_merge(dh_dcm_ds *dst, const dh_dcm_ds *src);
+
+/* The top-level tags of ds in order: fills at most max, returns how many there are. */
+int dh_dcm_ds_tags(const dh_dcm_ds *ds, uint32_t *tags, int max);
+
+/*
+ * N-CREATE / N-SET as the requester on context pc_id, the data set given as
+ * bytes already encoded in the context's transfer syntax and sent as they
+ * are. N-CREATE: sop_instance NULL or "" leaves the Affected SOP Instance
+ * UID out (the SCP assigns one); affected_out (65 bytes, may be NULL) gets
+ * the response's Affected SOP Instance UID ("" when absent). *status gets
+ * the response status.
+ */
+int dh_dcm_n_create(dh_dcm_assoc *a, int pc_id, const char *sop_class, const char *sop_instance,
+		    const unsigned char *data, size_t len, int timeout_s, unsigned int *status,
+		    char affected_out[65], char *err, size_t errlen);
+int dh_dcm_n_set(dh_dcm_assoc *a, int pc_id, const char *sop_class, const char *sop_instance,
+		 const unsigned char *data, size_t len, int timeout_s, unsigned int *status, char *err,
+		 size_t errlen);
 
 /* ---- well-known UIDs --------------------------------------------------- */
 
 #define DH_UID_VERIFICATION "1.2.840.10008.1.1"
 #define DH_UID_STGCMT_PUSH "1.2.840.10008.1.20.1"
 #define DH_UID_STGCMT_PUSH_INSTANCE "1.2.840.10008.1.20.1.1"
+#define DH_UID_MPPS "1.2.840.10008.3.1.2.3.3"
 #define DH_TS_IMPLICIT_LE "1.2.840.10008.1.2"
 #define DH_TS_EXPLICIT_LE "1.2.840.10008.1.2.1"
 #define DH_TS_EXPLICIT_BE "1.2.840.10008.1.2.2"

@@ -25,6 +25,7 @@ typedef struct cc_worker cc_worker;     /* hub/cc_apply.c */
 typedef struct cc_receiver cc_receiver; /* hub/cc_recv.c */
 typedef struct wado_server wado_server; /* hub/wado.c */
 typedef struct external external;       /* hub/external.c */
+typedef struct mpps_fwd mpps_fwd;       /* hub/mpps_forward.c */
 
 typedef struct hub {
 	hub_config cfg;
@@ -39,6 +40,7 @@ typedef struct hub {
 	cc_receiver *cc_receiver; /* ZeroMQ endpoint (hub/cc_recv.c); NULL when off */
 	wado_server *wado;        /* HTTP listener (hub/wado.c); NULL when off */
 	external *external;       /* export worker (hub/external.c); NULL when no archive exports */
+	mpps_fwd *mpps_fwd;       /* MPPS forwarding worker (hub/mpps_forward.c) */
 	volatile sig_atomic_t stop;
 	atomic_int active;        /* associations being served */
 	atomic_ulong next_assoc;  /* association ids for log context */

@@ -117,6 +117,13 @@ static const dh_cfg_option hub_options[] = {
 	{ "wado", "tls_key_file", DH_CFG_STRING, "", O(wado_tls_key_file), 0, 0, NULL,
 	  "PEM private key of tls_cert_file (not readable by group or others)", 1 },
 	DH_TLS_CFG_OPTIONS(hub_config, tls),
+	{ "mpps", "destinations", DH_CFG_STRING, "", O(mpps_destinations), 0, 0, NULL,
+	  "comma-separated AE titles (each with a [remote.AE] section) that receive every MPPS "
+	  "N-CREATE/N-SET as received; empty: no forwarding", 1 },
+	{ "mpps", "retry_interval", DH_CFG_INT, "10", O(mpps_retry_interval), 1, 86400, NULL,
+	  "seconds before the first retry of an unreachable MPPS destination; doubles per attempt", 1 },
+	{ "mpps", "retry_max_interval", DH_CFG_INT, "600", O(mpps_retry_max_interval), 1, 86400 * 7, NULL,
+	  "longest wait between retries of an unreachable MPPS destination (retried without limit)", 1 },
 	DH_CFG_END
 };
 
@@ -245,6 +252,34 @@ static int remote_section(void *user, const char *section, const char *key, cons
 	return rc == 0 ? 0 : -1;
 }
 
+/* Every MPPS destination must be an AE title with a [remote.AE] section (its address). */
+static int hub_config_check_mpps(const hub_config *cfg, const char *path, char *err, size_t errlen)
+{
+	const char *p = cfg->mpps_destinations;
+	while (p && *p) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		size_t k = strcspn(p, ","), e = k;
+		while (e > 0 && p[e - 1] == ' ')
+			e--;
+		if (e > 0) {
+			char ae[17];
+			if (e > 16) {
+				snprintf(err, errlen, "%s: mpps.destinations: '%.*s' is not an AE title", path, (int)e, p);
+				return -1;
+			}
+			memcpy(ae, p, e);
+			ae[e] = '\0';
+			if (!hub_config_remote(cfg, ae)) {
+				snprintf(err, errlen, "%s: mpps.destinations: %s has no [remote.%s] section", path, ae, ae);
+				return -1;
+			}
+		}
+		p += k;
+	}
+	return 0;
+}
+
 int hub_config_defaults(hub_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -296,6 +331,8 @@ int hub_config_load(hub_config *cfg, const char *path, char *err, size_t errlen)
 			 path, cfg->tls.port);
 		return -1;
 	}
+	if (hub_config_check_mpps(cfg, path, err, errlen) < 0)
+		return -1;
 	for (int i = 0; i < cfg->n_spokes; i++) {
 		const hub_spoke *sp = &cfg->spokes[i];
 		if (strlen(sp->id) > 64 || strspn(sp->id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

@@ -110,6 +110,10 @@ typedef struct {
 	char *wado_tls_key_file;
 	/* [tls] */
 	dh_tls_config tls;
+	/* [mpps] */
+	char *mpps_destinations;
+	long mpps_retry_interval;
+	long mpps_retry_max_interval;
 	/* [spoke.*] */
 	hub_spoke *spokes;
 	int n_spokes;

@@ -15,6 +15,7 @@
 #include "hubctl_verify.h"
 #include "hubctl_kos.h"
 #include "hubctl_external.h"
+#include "hubctl_mpps.h"
 #include "log.h"
 
 #include <errno.h>
@@ -65,6 +66,10 @@ static void usage(FILE *out)
 		"                 queue an archive's failed objects again\n"
 		"  external release --study UID\n"
 		"                 remove local copies an archive holds; C-MOVE then forwards\n"
+		"  mpps list [--all]\n"
+		"                 Modality Performed Procedure Steps received, with forwarding state\n"
+		"  mpps show UID  one step: key attributes, its messages and their forwards\n"
+		"  mpps backlog   MPPS messages waiting for (or refused by) each destination\n"
 		"  keygen [--secret-file PATH]\n"
 		"                 make the hub's CURVE key pair: writes the secret key to PATH\n"
 		"                 (default cc.secret_key_file; mode 0600, never overwritten)\n"
@@ -73,7 +78,7 @@ static void usage(FILE *out)
 		"Options:\n"
 		"  -c, --config FILE   hubd's configuration file (default: built-in defaults)\n"
 		"      --json          machine-readable output (volumes, backlog, tars, verify, queue,\n"
-		"                      status, history)\n"
+		"                      status, history, mpps)\n"
 		"      --reason TEXT   queue retry|resolve|discard: why (required, recorded)\n"
 		"      --operator NAME queue retry|resolve|discard: who (default: the OS user)\n"
 		"      --secret-file PATH  keygen: where to write the secret key\n"
@@ -251,6 +256,16 @@ int main(int argc, char **argv)
 		}
 		dh_log_init("hubctl", "stderr", "warn");
 		rc = hubctl_external_main(&cfg, argc - optind, argv + optind, qf.state, qf.study, json);
+		hub_config_free(&cfg);
+		return rc;
+	}
+	if (argc - optind >= 1 && hubctl_mpps_is_command(argv[optind])) {
+		if (hub_config_load(&cfg, path, err, sizeof(err)) < 0) {
+			fprintf(stderr, "hubctl: %s\n", err);
+			return 1;
+		}
+		dh_log_init("hubctl", "stderr", "warn");
+		rc = hubctl_mpps_main(&cfg, argc - optind, argv + optind, qf.all, json);
 		hub_config_free(&cfg);
 		return rc;
 	}

@@ -60,9 +60,8 @@ static char *spoke_ids(const hub_config *cfg)
  * seconds, and whether they need an operator. Each probe is one query
  * returning (items bigint, oldest_s bigint, attention boolean), or the
  * archive's own summary (hubctl_archive_backlog_summary).
- *
- * >>> ADD ANOTHER SERVICE'S BACKLOG HERE (e.g. the MPPS forwarding queue):
- * one entry { "name", "SQL", "what the items are" }. <<<
+ * Another service's backlog is one more entry { "name", "SQL", "what the
+ * items are" }.
  */
 typedef struct {
 	const char *name;
@@ -88,6 +87,8 @@ static const probe probes[] = {
 	  "SELECT count(*), COALESCE(extract(epoch FROM now() - min(queued_at))::bigint, 0), count(*) > 0 "
 	  "FROM external_object WHERE state = 'failed'",
 	  "objects an external archive refused (hubctl external show AE --state failed)" },
+	{ "mpps", "SELECT items, oldest_s, attention FROM mpps_forward_status()",
+	  "MPPS messages not yet forwarded (hubctl mpps backlog)" },
 };
 
 typedef struct {

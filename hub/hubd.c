@@ -11,6 +11,7 @@
 #include "external.h"
 #include "hub.h"
 #include "wado.h"
+#include "mpps.h"
 
 #include "durable.h"
 #include "log.h"
@@ -30,7 +31,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: hubd [-c FILE] [--check-config] [--print-config]\n"
 		"\n"
-		"The dcmhub data center: DICOM Storage, Storage Commitment and Verification SCP\n"
+		"The dcmhub data center: DICOM Storage, Storage Commitment, Query/Retrieve, MPPS\n"
+		"(with forwarding) and Verification SCP\n"
 		"with a PostgreSQL index. Runs in the foreground and logs to stderr (or syslog);\n"
 		"SIGTERM or SIGINT stops it cleanly.\n"
 		"\n"
@@ -166,7 +168,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (stgcmt_start(&h) < 0 || archive_start(&h) < 0 || cc_apply_start(&h) < 0 || cc_recv_start(&h) < 0 ||
-	    external_start(&h) < 0 || scp_start(&h) < 0) {
+	    external_start(&h) < 0 ||
+	    mpps_forward_start(&h) < 0 || scp_start(&h) < 0) {
 		DH_ERROR("cannot start threads");
 		goto out;
 	}
@@ -194,6 +197,7 @@ int main(int argc, char **argv)
 	cc_apply_stop(&h);
 	archive_stop(&h);
 	stgcmt_stop(&h);
+	mpps_forward_stop(&h);
 	rc = 0;
 	DH_INFO("stopped");
 out:
@@ -206,6 +210,7 @@ out:
 	cc_apply_stop(&h);
 	archive_stop(&h);
 	stgcmt_stop(&h);
+	mpps_forward_stop(&h);
 	dh_dcm_net_free(h.net);
 	dh_dcm_net_free(h.tls_net);
 	hub_tls_close(&h);

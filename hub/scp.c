@@ -25,6 +25,7 @@
 #include "assoc_rules.h"
 #include "move_forward.h"
 #include "log.h"
+#include "mpps.h"
 #include "qr.h"
 #include "sopclass.h"
 
@@ -99,6 +100,8 @@ static int negotiate(hub *h, dh_dcm_assoc *a, int called_ok, const hub_remote_ae
 				accepted++;
 				continue;
 			}
+		} else if (strcmp(as, DH_UID_MPPS) == 0) {
+			pick = mpps_choose_ts(ts, n_ts);
 		} else if (qr_is_model(as)) {
 			/* relational queries / relational retrieve (Tables 2-24, 2-31) */
 			static const unsigned char relational[1] = { 1 };
@@ -170,6 +173,12 @@ static void serve(hub *h, dh_dcm_assoc *a)
 			break;
 		case DH_DIMSE_C_MOVE_RQ:
 			ok = qr_move(h, a, &cmd);
+			break;
+		case DH_DIMSE_N_CREATE_RQ:
+			ok = mpps_ncreate(h, a, &cmd);
+			break;
+		case DH_DIMSE_N_SET_RQ:
+			ok = mpps_nset(h, a, &cmd);
 			break;
 		case DH_DIMSE_C_CANCEL_RQ:
 			ok = 0; /* nothing of ours is cancellable yet */
