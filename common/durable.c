@@ -9,8 +9,10 @@
  */
 #include "durable.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,5 +304,45 @@ int dh_durable_free_bytes(const char *path, uint64_t *out)
 		return -1;
 	/* f_bavail, not f_bfree: the root reserve is not ours to spend. */
 	*out = (uint64_t)sv.f_bavail * (uint64_t)sv.f_frsize;
+	return 0;
+}
+
+/* Removes the "*.part" files of dir (a write that never reached its rename); returns how many. */
+static int remove_parts(const char *dir)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (!dp)
+		return 0;
+	while ((e = readdir(dp))) {
+		size_t len = strlen(e->d_name);
+		if (len > 5 && strcmp(e->d_name + len - 5, ".part") == 0) {
+			char p[PATH_MAX];
+			if (snprintf(p, sizeof(p), "%s/%s", dir, e->d_name) < (int)sizeof(p) && unlink(p) == 0)
+				n++;
+		}
+	}
+	closedir(dp);
+	return n;
+}
+
+int dh_durable_fanout_prepare(const char *root, int *removed)
+{
+	char dir[PATH_MAX];
+	int n = 0;
+
+	for (int i = 0; i < 256; i++) {
+		if (snprintf(dir, sizeof(dir), "%s/%02x", root, i) >= (int)sizeof(dir)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		if (dh_durable_mkdirs(dir) < 0)
+			return -1;
+		n += remove_parts(dir);
+	}
+	if (removed)
+		*removed = n;
 	return 0;
 }

@@ -37,6 +37,15 @@ int dh_durable_mkdirs(const char *path);
 int dh_durable_write_file(const char *path, const void *buf, size_t len);
 
 /*
+ * Makes the 256 fan-out directories root/00 .. root/ff (an object's file
+ * goes into the one named by the first two hex digits of its UUID) and
+ * removes the "*.part" files a crash left in them, counting them in
+ * *removed (may be NULL). Returns 0, or -1 with errno (a directory could
+ * not be made).
+ */
+int dh_durable_fanout_prepare(const char *root, int *removed);
+
+/*
  * Free bytes available to an unprivileged writer on the filesystem holding
  * path; sets *out and returns 0, or -1 with errno.
  */

@@ -5,7 +5,7 @@
  * references, its author and date, and whether it is an IHE IOCM rejection
  * note.
  *
- * Shared by the hub (registration at ingest, hub/kos.c) and the spoke
+ * Shared by the hub (registration at ingest, hub/store/kos.c) and the spoke
  * (rejection notes from the PACS, spoke/receive.c). Pure: reads a data set,
  * touches no database.
  *

@@ -1,6 +1,6 @@
 /*
  * mpps_fuzz_replay.c - mutation test of what the MPPS SCP does with the
- * bytes of an N-CREATE/N-SET data set (hub/mpps.c, common/dcm.cc), without
+ * bytes of an N-CREATE/N-SET data set (hub/mpps/mpps.c, common/dcm.cc), without
  * libFuzzer.
  *
  * usage: mpps_fuzz_replay [-n ITERATIONS] [-s SEED]

@@ -21,11 +21,11 @@ extern const dh_db_migration hub_migrations[];
 
 typedef struct stgcmt stgcmt;
 typedef struct archiver archiver;
-typedef struct cc_worker cc_worker;     /* hub/cc_apply.c */
-typedef struct cc_receiver cc_receiver; /* hub/cc_recv.c */
-typedef struct wado_server wado_server; /* hub/wado.c */
-typedef struct external external;       /* hub/external.c */
-typedef struct mpps_fwd mpps_fwd;       /* hub/mpps_forward.c */
+typedef struct cc_worker cc_worker;     /* hub/cc/cc_apply.c */
+typedef struct cc_receiver cc_receiver; /* hub/cc/cc_recv.c */
+typedef struct wado_server wado_server; /* hub/wado/wado.c */
+typedef struct external external;       /* hub/archive/external.c */
+typedef struct mpps_fwd mpps_fwd;       /* hub/mpps/mpps_forward.c */
 
 typedef struct hub {
 	hub_config cfg;
@@ -35,12 +35,12 @@ typedef struct hub {
 	dh_dcm_tls *tls_server;   /* its TLS context (hub_tls.c) */
 	dh_dcm_tls *tls_client;   /* for [remote.X] tls = true; NULL when none is */
 	stgcmt *stgcmt;
-	archiver *archiver;       /* hub/nearline.c; NULL when archiving is off */
-	cc_worker *cc_worker;     /* parked-cc retries (hub/cc_apply.c) */
-	cc_receiver *cc_receiver; /* ZeroMQ endpoint (hub/cc_recv.c); NULL when off */
-	wado_server *wado;        /* HTTP listener (hub/wado.c); NULL when off */
-	external *external;       /* export worker (hub/external.c); NULL when no archive exports */
-	mpps_fwd *mpps_fwd;       /* MPPS forwarding worker (hub/mpps_forward.c) */
+	archiver *archiver;       /* hub/archive/nearline.c; NULL when archiving is off */
+	cc_worker *cc_worker;     /* parked-cc retries (hub/cc/cc_apply.c) */
+	cc_receiver *cc_receiver; /* ZeroMQ endpoint (hub/cc/cc_recv.c); NULL when off */
+	wado_server *wado;        /* HTTP listener (hub/wado/wado.c); NULL when off */
+	external *external;       /* export worker (hub/archive/external.c); NULL when no archive exports */
+	mpps_fwd *mpps_fwd;       /* MPPS forwarding worker (hub/mpps/mpps_forward.c) */
 	volatile sig_atomic_t stop;
 	atomic_int active;        /* associations being served */
 	atomic_ulong next_assoc;  /* association ids for log context */

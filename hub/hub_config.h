@@ -28,7 +28,7 @@ typedef struct {
 	int require_tls;  /* its associations are accepted only on the TLS listener */
 	char *services;   /* what it may use as SCU (assoc_rules.h): "all", "none", "store,find"... */
 	unsigned services_mask; /* services parsed at load (HUB_SVC_*) */
-	/* external archive (hub/external.c, hub/move_forward.c) */
+	/* external archive (hub/archive/external.c, hub/qr/move_forward.c) */
 	int export_objects; /* the hub exports objects to it for long-term storage */
 	int commit;         /* request Storage Commitment after export */
 	int forward_mode;   /* HUB_FWD_*: C-MOVE for objects held only there */
@@ -100,7 +100,7 @@ typedef struct {
 	int cc_enforce_ownership;
 	long cc_park_timeout;
 	long cc_retry_interval;
-	/* [wado] (hub/wado.c) */
+	/* [wado] (hub/wado/wado.c) */
 	int wado_enabled;
 	char *wado_bind_address;
 	long wado_port;

@@ -92,7 +92,7 @@ static int negotiate(hub *h, dh_dcm_assoc *a, int called_ok, const hub_remote_ae
 			pick = choose_plain_ts(ts, n_ts);
 			/*
 			 * An external archive reporting a commitment result the hub
-			 * requested (hub/external.c) proposes the SCP role; DCMTK
+			 * requested (hub/archive/external.c) proposes the SCP role; DCMTK
 			 * states the accepted role from the requester's side.
 			 */
 			if (pick && (role == 2 || role == 3) &&

@@ -36,7 +36,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -88,7 +87,7 @@ static const char *choose_plain_ts(const char *const *ts, int n)
 }
 
 /* Storage: compressed (lossless first) over uncompressed, explicit over
- * implicit VR, as the hub prefers (hub/sopclass.c). */
+ * implicit VR, as the hub prefers (hub/store/sopclass.c). */
 static const char *choose_storage_ts(const char *const *ts, int n)
 {
 	static const char *const pref[] = {
@@ -761,40 +760,12 @@ void receive_stop(spoke *s)
 /* ------------------------------------------------------------------ */
 /* the store directory */
 
-static int clean_dir(const char *dir)
-{
-	DIR *dp = opendir(dir);
-	struct dirent *e;
-	int n = 0;
-
-	if (!dp)
-		return 0;
-	while ((e = readdir(dp))) {
-		size_t len = strlen(e->d_name);
-		if (len > 5 && strcmp(e->d_name + len - 5, ".part") == 0) {
-			char p[1400];
-			snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-			if (unlink(p) == 0)
-				n++;
-		}
-	}
-	closedir(dp);
-	return n;
-}
-
 int receive_prepare_store(const spoke *s)
 {
-	char dir[1100];
 	int n = 0;
-
-	/* 256 fan-out directories named by the first two hex digits of the file's UUID */
-	for (int i = 0; i < 256; i++) {
-		snprintf(dir, sizeof(dir), "%s/%02x", s->cfg.store_dir, i);
-		if (dh_durable_mkdirs(dir) < 0) {
-			DH_ERROR("cannot create store directory %s: %s", dir, strerror(errno));
-			return -1;
-		}
-		n += clean_dir(dir);
+	if (dh_durable_fanout_prepare(s->cfg.store_dir, &n) < 0) {
+		DH_ERROR("cannot create the store directories under %s: %s", s->cfg.store_dir, strerror(errno));
+		return -1;
 	}
 	if (n)
 		DH_INFO("removed %d unfinished object(s) left in %s by an earlier run", n, s->cfg.store_dir);

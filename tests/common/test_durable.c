@@ -290,6 +290,35 @@ static void test_no_temp_left(void)
 	CU_ASSERT_EQUAL(temp_files_in(path), 0);
 }
 
+/* The 256 fan-out directories appear; only "*.part" leftovers go, counted. */
+static void test_fanout_prepare(void)
+{
+	char root[512], p[600];
+	struct stat st;
+	int removed = -1;
+
+	path_in(root, sizeof(root), "fan");
+	CU_ASSERT_EQUAL_FATAL(dh_durable_fanout_prepare(root, &removed), 0);
+	CU_ASSERT_EQUAL(removed, 0);
+	snprintf(p, sizeof(p), "%s/00", root);
+	CU_ASSERT(stat(p, &st) == 0 && S_ISDIR(st.st_mode));
+	snprintf(p, sizeof(p), "%s/ff", root);
+	CU_ASSERT(stat(p, &st) == 0 && S_ISDIR(st.st_mode));
+	snprintf(p, sizeof(p), "%s/ab/x.dcm.part", root);
+	CU_ASSERT_EQUAL_FATAL(dh_durable_write_file(p, "torn", 4), 0);
+	snprintf(p, sizeof(p), "%s/ab/y.part", root);
+	CU_ASSERT_EQUAL_FATAL(dh_durable_write_file(p, "torn", 4), 0);
+	snprintf(p, sizeof(p), "%s/ab/kept.dcm", root);
+	CU_ASSERT_EQUAL_FATAL(dh_durable_write_file(p, "whole", 5), 0);
+	CU_ASSERT_EQUAL_FATAL(dh_durable_fanout_prepare(root, &removed), 0);
+	CU_ASSERT_EQUAL(removed, 2);
+	CU_ASSERT_EQUAL(stat(p, &st), 0); /* a finished file stays */
+	snprintf(p, sizeof(p), "%s/ab/y.part", root);
+	CU_ASSERT_NOT_EQUAL(stat(p, &st), 0);
+	/* a root that cannot be made: an error, not a crash */
+	CU_ASSERT_EQUAL(dh_durable_fanout_prepare("/proc/no/such/place", NULL), -1);
+}
+
 int main(void)
 {
 	CU_pSuite s;
@@ -312,7 +341,8 @@ int main(void)
 	    CU_add_test(s, "mkdirs with a file in the way", test_mkdirs_file_in_the_way) == NULL ||
 	    CU_add_test(s, "fsync helpers", test_fsync_helpers) == NULL ||
 	    CU_add_test(s, "free bytes", test_free_bytes) == NULL ||
-	    CU_add_test(s, "no temp files left", test_no_temp_left) == NULL) {
+	    CU_add_test(s, "no temp files left", test_no_temp_left) == NULL ||
+	    CU_add_test(s, "fan-out directories prepared", test_fanout_prepare) == NULL) {
 		CU_cleanup_registry();
 		return 2;
 	}

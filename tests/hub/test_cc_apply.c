@@ -1,5 +1,5 @@
 /*
- * test_cc_apply.c - unit tests of the change-context applier (hub/cc_apply.c)
+ * test_cc_apply.c - unit tests of the change-context applier (hub/cc/cc_apply.c)
  * against a real PostgreSQL.
  *
  * The cluster is private (copied from tests/common/test_db.c: initdb in a

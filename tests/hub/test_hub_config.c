@@ -363,7 +363,7 @@ static void test_write_defaults_round_trip(void)
 	hub_config_free(&def);
 }
 
-/* External archives: the [remote.*] keys and [external] (hub/external.c, hub/move_forward.c). */
+/* External archives: the [remote.*] keys and [external] (hub/archive/external.c, hub/qr/move_forward.c). */
 static void test_external_keys(void)
 {
 	hub_config c, back;

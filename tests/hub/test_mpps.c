@@ -1,5 +1,5 @@
 /*
- * test_mpps.c - unit tests for the rules of hub/mpps.c (no network, no
+ * test_mpps.c - unit tests for the rules of hub/mpps/mpps.c (no network, no
  * database): the Note 1 list of Table 2.2-35 and the status rule of
  * Table 2.2-36 for N-CREATE; the state machine, the attributes N-SET may
  * not touch, the status values and the Note 2 list of Tables 2.2-37/2.2-38

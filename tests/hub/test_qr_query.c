@@ -1,6 +1,6 @@
 /*
  * test_qr_query.c - unit tests of the C-FIND identifier → SQL translation
- * (hub/qr_query.c): values only as parameters, LIKE escaping, ranges,
+ * (hub/qr/qr_query.c): values only as parameters, LIKE escaping, ranges,
  * combined date-time (conformance footnote 6), UID lists, the Other
  * Patient IDs rules, relational keys, and the A900 cases of levels/models.
  */

@@ -1,5 +1,5 @@
 /*
- * test_sopclass.c - unit tests for hub/sopclass.c.
+ * test_sopclass.c - unit tests for hub/store/sopclass.c.
  *
  * Two things decide whether a C-STORE context is accepted and how: the
  * category of its SOP class (Tables 2-14..2-17 of the conformance statement)

@@ -1,5 +1,5 @@
 /*
- * test_wado.c - unit tests for the WADO-URI query parser (hub/wado_query.c):
+ * test_wado.c - unit tests for the WADO-URI query parser (hub/wado/wado_query.c):
  * what is accepted, and for every refusal the status and the reason; random
  * and mutated queries never crash it and always give 0, 400 or 406 with a
  * reason of printable ASCII.

@@ -1,15 +1,11 @@
 #!/usr/bin/env bash
-# The change-context endpoint (hub/cc_recv.c) from outside, with ccsend as
+# The change-context endpoint (hub/cc/cc_recv.c) from outside, with ccsend as
 # the spoke: (1) a hello from a configured CURVE key is answered with the
 # hub's acked_through; (2) an unknown key is not heard and the hub logs it;
 # (3) garbage, truncated, oversized and wrong-spoke frames each cost one log
 # line, and the same spoke and another one are still answered afterwards;
 # (4) an ATTRIBUTE_CHANGE of a study the spoke's AE stored is applied and
 # acknowledged, and a resend is acknowledged without a second application.
-#
-# While hub/cc_apply.c is still the stub (cc_apply_* return -1), the hub
-# cannot answer: then (1) and (3) check that the hello reached the applier
-# (its log line) instead of the ack, and (4) is skipped with a message.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 dh_setup cctransport
@@ -18,8 +14,6 @@ dh_pg_start
 HUBCTL=$DH_BUILD/hub/hubctl
 CCSEND=$DH_BUILD/tests/tools/ccsend
 [ -x "$CCSEND" ] || dh_fail "ccsend not built: $CCSEND"
-STUB=0
-if grep -q "being written" "$DH_SRC/hub/cc_apply.c"; then STUB=1; fi
 
 HUB_PUB=$("$HUBCTL" keygen --secret-file "$T/hub.key")
 S1_PUB=$("$HUBCTL" keygen --secret-file "$T/site1.key")
@@ -60,19 +54,11 @@ wait_log() {
 	dh_fail "hubd.log has $n lines with '$2', expected $1"
 }
 
-# a hello of SPOKE (key file KEY) must be heard: an ack (or, with the stub
-# applier, its n-th "hello not answered" line)
-HELLOS=0
+# a hello of SPOKE (key file KEY) must be heard: an ack
 expect_hello() {
 	ccsend "$1" "$2" --timeout 5 --hello
-	if [ "$STUB" = 0 ]; then
-		dh_assert_eq 0 "$RC" "hello of $2 answered"
-		dh_assert_eq "${3:-ack 0}" "$OUT" "hello of $2"
-	else
-		dh_assert_eq 3 "$RC" "stub applier: no ack"
-		HELLOS=$((HELLOS + 1))
-		wait_log "$HELLOS" "spoke .*: hello not answered"
-	fi
+	dh_assert_eq 0 "$RC" "hello of $2 answered"
+	dh_assert_eq "${3:-ack 0}" "$OUT" "hello of $2"
 }
 
 # (1) a known key
@@ -109,11 +95,6 @@ expect_hello site1.key SITE1
 expect_hello site2.key SITE2
 
 # (4) a real cc, and its resend
-if [ "$STUB" = 1 ]; then
-	echo "SKIP: (4) cc apply + dedupe: hub/cc_apply.c is still a stub"
-	dh_pass
-	exit 0
-fi
 dh_variant "$(dh_samples)/CT_small.dcm" "$T/o1.dcm" -gst -gse -gin
 storescu -aet STORESCU -aec DCMHUB 127.0.0.1 "$HUB_PORT" "$T/o1.dcm" || dh_fail "store"
 STUDY=$(dcmdump +P 0020,000d "$T/o1.dcm" | sed 's/.*\[\(.*\)\].*/\1/')

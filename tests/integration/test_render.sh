@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Transmit-time rendering (hub/render.c, hub/qr_move.c): change contexts are
+# Transmit-time rendering (hub/qr/render.c, hub/qr/qr_move.c): change contexts are
 # simulated in SQL the way the applier leaves the index, then C-MOVE to a
 # storescp peer must deliver the current truth:
 #  (a) attr_override on a patient (non-ASCII PatientName: the data set goes

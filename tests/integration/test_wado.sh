@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# WADO-URI (hub/wado.c, conformance §6) with curl against a real hubd:
+# WADO-URI (hub/wado/wado.c, conformance §6) with curl against a real hubd:
 #  - a stored object comes back byte-identical to the file the hub stored
 #    (and with the data set bytes the sender sent), in its stored transfer
 #    syntax (a JPEG object stays JPEG), with Content-Type, -Length and

@@ -53,7 +53,6 @@
 #include "qr_index.h"
 #include "uid.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -570,7 +569,7 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 
 	snprintf(d->hub_sop_uid, sizeof(d->hub_sop_uid), "%s", sop_uid);
 commit:
-	/* a Key Object Selection document is registered with its own rows (hub/kos.c); new content
+	/* a Key Object Selection document is registered with its own rows (hub/store/kos.c); new content
 	 * of an instance (overwrite, reconcile) replaces its registration */
 	if (!t->failed && kos && reg_pk[0]) {
 		const char *kp[1] = { reg_pk };
@@ -871,39 +870,12 @@ done:
 	return rc;
 }
 
-/* Removes the *.part files of one directory; returns how many. */
-static int clean_dir(const char *dir)
-{
-	DIR *dp = opendir(dir);
-	int n = 0;
-	if (!dp)
-		return 0;
-	struct dirent *e;
-	while ((e = readdir(dp))) {
-		size_t len = strlen(e->d_name);
-		if (len > 5 && strcmp(e->d_name + len - 5, ".part") == 0) {
-			char p[1400];
-			snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-			if (unlink(p) == 0)
-				n++;
-		}
-	}
-	closedir(dp);
-	return n;
-}
-
 int ingest_prepare_cache(const hub *h)
 {
-	char dir[1100];
 	int n = 0;
-	/* 256 fan-out directories named by the first two hex digits of the file's UUID */
-	for (int i = 0; i < 256; i++) {
-		snprintf(dir, sizeof(dir), "%s/%02x", h->cfg.cache_dir, i);
-		if (dh_durable_mkdirs(dir) < 0) {
-			DH_ERROR("cannot create cache directory %s: %s", dir, strerror(errno));
-			return -1;
-		}
-		n += clean_dir(dir);
+	if (dh_durable_fanout_prepare(h->cfg.cache_dir, &n) < 0) {
+		DH_ERROR("cannot create the cache directories under %s: %s", h->cfg.cache_dir, strerror(errno));
+		return -1;
 	}
 	if (n)
 		DH_INFO("removed %d unfinished object(s) left in %s by an earlier run", n, h->cfg.cache_dir);

@@ -4,7 +4,7 @@
  *
  * The hub and the spoke meet only on the wire: hubctl asks hubd (a
  * verify_request row), hubd fetches the spoke's ledger over the spoke's
- * authenticated cc connection into verify_ledger (hub/verify.h), and
+ * authenticated cc connection into verify_ledger (hub/cc/verify.h), and
  * hubctl compares that snapshot with the index in one SQL statement:
  * objects missing at the hub, deleted at the hub, extra at the hub,
  * deletions not applied, Study/Series UIDs differing (a split, merge,

@@ -11,7 +11,7 @@
  *       queue its failed objects again (sent again, commitment requested again)
  *   external release --study UID
  *       remove the local cache copies of the study's objects that an archive
- *       holds (committed); C-MOVE then forwards them (hub/move_forward.c)
+ *       holds (committed); C-MOVE then forwards them (hub/qr/move_forward.c)
  */
 #ifndef HUB_HUBCTL_EXTERNAL_H
 #define HUB_HUBCTL_EXTERNAL_H

@@ -1,8 +1,8 @@
 /*
  * verify.h - the hub's side of `hubctl verify --spoke S` on the cc link.
  *
- * hubctl (hub/hubctl_verify.c) inserts a verify_request row
- * (sql/hub/010_verify.sql) and waits. The cc receiver (hub/cc_recv.c), which
+ * hubctl (hub/ctl/hubctl_verify.c) inserts a verify_request row
+ * (sql/hub/010_verify.sql) and waits. The cc receiver (hub/cc/cc_recv.c), which
  * holds the spokes' authenticated connections, calls verify_dispatch
  * about twice a second with the spokes it heard from lately: it claims
  * their pending requests (pending -> sent; with two hubd on one database

@@ -19,7 +19,7 @@
  * one sorted pass, so the archiver never packs half a change.
  *
  * Stored files are never rewritten: attribute changes become attr_override
- * rows (applied by hub/render.c when objects leave the hub) plus the
+ * rows (applied by hub/qr/render.c when objects leave the hub) plus the
  * indexed columns; moves change rows and set instance.moved; deletions
  * move rows to deleted_instance. Copies made by SEGMENT are new instance
  * rows pointing at the same stored bytes.

@@ -9,7 +9,7 @@
  *       it is where it is
  *   queue retry|resolve|discard ID --reason TEXT [--operator NAME]
  *       an operator's action on a parked, conflict or failed item, recorded
- *       in operator_action (cc_apply_operator, hub/ccsync.h)
+ *       in operator_action (cc_apply_operator, hub/cc/ccsync.h)
  */
 #ifndef HUB_HUBCTL_CC_H
 #define HUB_HUBCTL_CC_H

@@ -22,10 +22,10 @@
 /* 1 when uid is one of the six models above. */
 int qr_is_model(const char *uid);
 
-/* C-FIND-RQ on an accepted FIND context (hub/qr_find.c). */
+/* C-FIND-RQ on an accepted FIND context (hub/qr/qr_find.c). */
 int qr_find(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd);
 
-/* C-MOVE-RQ on an accepted MOVE context (hub/qr_move.c). */
+/* C-MOVE-RQ on an accepted MOVE context (hub/qr/qr_move.c). */
 int qr_move(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd);
 
 #endif

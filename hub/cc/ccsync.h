@@ -100,7 +100,7 @@ int cc_apply_operator(struct hub *h, const char *pk, const cc_operator_req *req,
  * exactly as a DELETE cc is applied (same series locks, rows moved to
  * deleted_instance with reason and no cc, empty series/studies/patients
  * removed), for deletions that come from elsewhere (an IOCM rejection
- * note, hub/kos.c). Objects of d not in the index are skipped. *n_deleted
+ * note, hub/store/kos.c). Objects of d not in the index are skipped. *n_deleted
  * (may be NULL) gets the number of instances removed. Returns 0, or -1
  * with err (the caller rolls back).
  */

@@ -1,8 +1,8 @@
 /*
  * hubctl_mpps.c - hubctl's MPPS commands (see hubctl_mpps.h).
  *
- * They read the tables of sql/hub/008_mpps.sql, which hub/mpps.c fills
- * when a step arrives and hub/mpps_forward.c updates as it forwards.
+ * They read the tables of sql/hub/008_mpps.sql, which hub/mpps/mpps.c fills
+ * when a step arrives and hub/mpps/mpps_forward.c updates as it forwards.
  */
 #include "hubctl_mpps.h"
 

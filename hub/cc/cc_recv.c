@@ -18,7 +18,7 @@
  * is sent: the spoke resends after its ack timeout, and the hub dedupes.
  * Every bad frame costs one log line and nothing else.
  *
- * Liveness and verify (hub/verify.h): every frame accepted from a spoke
+ * Liveness and verify (hub/cc/verify.h): every frame accepted from a spoke
  * marks it seen (cc_stream.last_seen_at, throttled to once a second; an
  * idle spoke sends a hello every few seconds) and remembers the routing id
  * of its connection. About twice a second the thread hands the spokes seen

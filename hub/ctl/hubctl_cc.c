@@ -1,7 +1,7 @@
 /*
  * hubctl_cc.c - hubctl's change-context commands (see hubctl_cc.h).
  *
- * They read cc_log, where hub/cc_apply.c records every cc a spoke
+ * They read cc_log, where hub/cc/cc_apply.c records every cc a spoke
  * delivered: the state (applied, parked, conflict, failed, resolved,
  * discarded: sql/hub/006_ops.sql), the reason, whether it is an operator
  * item, and the cc itself as received (decoded here with the same total

@@ -10,6 +10,7 @@
 #include "hub_config.h"
 #include "hubctl_archive.h"
 #include "hubctl_cc.h"
+#include "hubctl_echo.h"
 #include "hubctl_history.h"
 #include "hubctl_status.h"
 #include "hubctl_verify.h"
@@ -70,6 +71,8 @@ static void usage(FILE *out)
 		"                 Modality Performed Procedure Steps received, with forwarding state\n"
 		"  mpps show UID  one step: key attributes, its messages and their forwards\n"
 		"  mpps backlog   MPPS messages waiting for (or refused by) each destination\n"
+		"  echo AE [--timeout SECONDS]\n"
+		"                 C-ECHO from the hub to [remote.AE] (Verification SCU), as hubd connects\n"
 		"  keygen [--secret-file PATH]\n"
 		"                 make the hub's CURVE key pair: writes the secret key to PATH\n"
 		"                 (default cc.secret_key_file; mode 0600, never overwritten)\n"
@@ -148,6 +151,156 @@ done:
 	return rc;
 }
 
+/* Everything a command may take from hubctl's own options. */
+typedef struct {
+	const char *secret_file;
+	hubctl_cc_filter qf;
+	int json, timeout;
+} ctl_opts;
+
+/*
+ * One command group: is() says whether argv[0] (and argc) name it; run()
+ * gets the loaded configuration and argv from the command's name on.
+ */
+typedef struct {
+	int (*is)(int argc, char **argv, const ctl_opts *o);
+	int (*run)(const hub_config *cfg, int argc, char **argv, const ctl_opts *o);
+} ctl_command;
+
+static int is_verify_spoke(int argc, char **argv, const ctl_opts *o)
+{
+	return argc == 1 && strcmp(argv[0], "verify") == 0 && o->qf.spoke;
+}
+static int run_verify_spoke(const hub_config *cfg, int argc, char **argv, const ctl_opts *o)
+{
+	(void)argc, (void)argv;
+	hubctl_verify_opts vo = { o->qf.spoke, o->qf.study, o->timeout, o->json };
+	return hubctl_verify_main(cfg, &vo);
+}
+static int is_status(int argc, char **argv, const ctl_opts *o)
+{
+	(void)argc, (void)o;
+	return strcmp(argv[0], "status") == 0;
+}
+static int run_status(const hub_config *cfg, int argc, char **argv, const ctl_opts *o)
+{
+	return hubctl_status_main(cfg, argc, argv, o->json);
+}
+static int is_history(int argc, char **argv, const ctl_opts *o)
+{
+	(void)argc, (void)o;
+	return strcmp(argv[0], "history") == 0;
+}
+static int run_history(const hub_config *cfg, int argc, char **argv, const ctl_opts *o)
+{
+	return hubctl_history_main(cfg, argc, argv, o->json);
+}
+static int is_echo(int argc, char **argv, const ctl_opts *o)
+{
+	(void)argc, (void)o;
+	return strcmp(argv[0], "echo") == 0;
+}
+static int run_echo(const hub_config *cfg, int argc, char **argv, const ctl_opts *o)
+{
+	return hubctl_echo_main(cfg, argc, argv, o->timeout, o->json);
+}
+static int is_archive(int argc, char **argv, const ctl_opts *o)
+{
+	(void)argc, (void)o;
+	return hubctl_archive_is_command(argv[0]);
+}
+static int run_archive(const hub_config *cfg, int argc, char **argv, const ctl_opts *o)
+{
+	return hubctl_archive_main(cfg, argc, argv, o->json);
+}
+static int is_cc(int argc, char **argv, const ctl_opts *o)
+{
+	(void)argc, (void)o;
+	return hubctl_cc_is_command(argv[0]);
+}
+static int run_cc(const hub_config *cfg, int argc, char **argv, const ctl_opts *o)
+{
+	return hubctl_cc_main(cfg, argc, argv, &o->qf, o->json);
+}
+static int is_external(int argc, char **argv, const ctl_opts *o)
+{
+	(void)argc, (void)o;
+	return hubctl_external_is_command(argv[0]);
+}
+static int run_external(const hub_config *cfg, int argc, char **argv, const ctl_opts *o)
+{
+	return hubctl_external_main(cfg, argc, argv, o->qf.state, o->qf.study, o->json);
+}
+static int is_mpps(int argc, char **argv, const ctl_opts *o)
+{
+	(void)argc, (void)o;
+	return hubctl_mpps_is_command(argv[0]);
+}
+static int run_mpps(const hub_config *cfg, int argc, char **argv, const ctl_opts *o)
+{
+	return hubctl_mpps_main(cfg, argc, argv, o->qf.all, o->json);
+}
+static int is_keygen(int argc, char **argv, const ctl_opts *o)
+{
+	(void)o;
+	return argc == 1 && strcmp(argv[0], "keygen") == 0;
+}
+static int run_keygen(const hub_config *cfg, int argc, char **argv, const ctl_opts *o)
+{
+	(void)argc, (void)argv;
+	return keygen(o->secret_file ? o->secret_file : cfg->cc_secret_key_file);
+}
+static int is_db_config(int argc, char **argv, const ctl_opts *o)
+{
+	(void)o;
+	return argc == 2 && ((strcmp(argv[0], "db") == 0 && (strcmp(argv[1], "migrate") == 0 ||
+							      strcmp(argv[1], "version") == 0)) ||
+			     (strcmp(argv[0], "config") == 0 && strcmp(argv[1], "show") == 0));
+}
+static int run_db_config(const hub_config *cfg, int argc, char **argv, const ctl_opts *o)
+{
+	(void)argc, (void)o;
+	if (strcmp(argv[0], "config") == 0) {
+		hub_config_write(stdout, cfg);
+		return 0;
+	}
+	return with_db(cfg, strcmp(argv[1], "migrate") == 0);
+}
+
+/* In order: `verify --spoke` before the archive's `verify VOLUME`. */
+static const ctl_command commands[] = {
+	{ is_verify_spoke, run_verify_spoke }, { is_status, run_status }, { is_history, run_history },
+	{ is_echo, run_echo },		       { is_archive, run_archive }, { is_cc, run_cc },
+	{ is_external, run_external },	       { is_mpps, run_mpps },	    { is_keygen, run_keygen },
+	{ is_db_config, run_db_config },
+};
+
+/* `hubctl COMMAND --help`: the command's own help where it has one. */
+static int command_help(const char *name, ctl_opts *o)
+{
+	char *h[2] = { (char *)name, (char *)"help" };
+	if (!name) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(name, "status") == 0)
+		return hubctl_status_main(NULL, 2, h, 0);
+	if (strcmp(name, "history") == 0)
+		return hubctl_history_main(NULL, 2, h, 0);
+	if (strcmp(name, "verify") == 0) {
+		hubctl_verify_usage(stdout);
+		return 0;
+	}
+	if (strcmp(name, "echo") == 0) {
+		hubctl_echo_usage(stdout);
+		return 0;
+	}
+	if (hubctl_cc_is_command(name))
+		return hubctl_cc_main(NULL, 2, h, &o->qf, 0);
+	usage(stdout);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -164,121 +317,38 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *path = NULL, *secret_file = NULL;
-	hubctl_cc_filter qf = { NULL, NULL, NULL, 0, NULL, NULL };
-	int help = 0;
-	int json = 0, timeout = 0;
+	const char *path = NULL;
+	ctl_opts o = { NULL, { NULL, NULL, NULL, 0, NULL, NULL }, 0, 0 };
+	int help = 0, c;
 	hub_config cfg;
 	char err[512];
-	int o, rc = 2;
 
 	/* kos and quarantine parse their own options (--reason, --operator) */
 	if (hubctl_kos_command_of(argc, argv))
 		return hubctl_kos_main(argc, argv);
-	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (o) {
+	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (c) {
 		case 'c': path = optarg; break;
 		case 'h': help = 1; break;
-		case 'R': qf.reason = optarg; break;
-		case 'O': qf.operator_name = optarg; break;
-		case 'j': json = 1; break;
-		case 's': secret_file = optarg; break;
-		case 'S': qf.state = optarg; break;
-		case 'P': qf.spoke = optarg; break;
-		case 'U': qf.study = optarg; break;
-		case 'A': qf.all = 1; break;
-		case 'T': timeout = atoi(optarg); break;
+		case 'R': o.qf.reason = optarg; break;
+		case 'O': o.qf.operator_name = optarg; break;
+		case 'j': o.json = 1; break;
+		case 's': o.secret_file = optarg; break;
+		case 'S': o.qf.state = optarg; break;
+		case 'P': o.qf.spoke = optarg; break;
+		case 'U': o.qf.study = optarg; break;
+		case 'A': o.qf.all = 1; break;
+		case 'T': o.timeout = atoi(optarg); break;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (help) {
-		/* a command's own help (status, queue, history, verify), else this one */
-		char *h[2] = { optind < argc ? argv[optind] : NULL, (char *)"help" };
-		if (h[0] && strcmp(h[0], "status") == 0)
-			return hubctl_status_main(NULL, 2, h, 0);
-		if (h[0] && strcmp(h[0], "history") == 0)
-			return hubctl_history_main(NULL, 2, h, 0);
-		if (h[0] && strcmp(h[0], "verify") == 0) {
-			hubctl_verify_usage(stdout);
-			return 0;
-		}
-		if (h[0] && hubctl_cc_is_command(h[0]))
-			return hubctl_cc_main(NULL, 2, h, &qf, 0);
-		usage(stdout);
-		return 0;
-	}
-	if (argc - optind == 1 && strcmp(argv[optind], "verify") == 0 && qf.spoke) {
-		hubctl_verify_opts vo = { qf.spoke, qf.study, timeout, json };
-		if (hub_config_load(&cfg, path, err, sizeof(err)) < 0) {
-			fprintf(stderr, "hubctl: %s\n", err);
-			return 1;
-		}
-		dh_log_init("hubctl", "stderr", "warn");
-		rc = hubctl_verify_main(&cfg, &vo);
-		hub_config_free(&cfg);
-		return rc;
-	}
-	if (argc - optind >= 1 && (strcmp(argv[optind], "status") == 0 || strcmp(argv[optind], "history") == 0)) {
-		if (hub_config_load(&cfg, path, err, sizeof(err)) < 0) {
-			fprintf(stderr, "hubctl: %s\n", err);
-			return 1;
-		}
-		dh_log_init("hubctl", "stderr", "warn");
-		rc = argv[optind][0] == 's' ? hubctl_status_main(&cfg, argc - optind, argv + optind, json)
-					    : hubctl_history_main(&cfg, argc - optind, argv + optind, json);
-		hub_config_free(&cfg);
-		return rc;
-	}
-	if (argc - optind >= 1 && hubctl_archive_is_command(argv[optind])) {
-		if (hub_config_load(&cfg, path, err, sizeof(err)) < 0) {
-			fprintf(stderr, "hubctl: %s\n", err);
-			return 1;
-		}
-		dh_log_init("hubctl", "stderr", "warn");
-		rc = hubctl_archive_main(&cfg, argc - optind, argv + optind, json);
-		hub_config_free(&cfg);
-		return rc;
-	}
-	if (argc - optind >= 1 && hubctl_cc_is_command(argv[optind])) {
-		if (hub_config_load(&cfg, path, err, sizeof(err)) < 0) {
-			fprintf(stderr, "hubctl: %s\n", err);
-			return 1;
-		}
-		dh_log_init("hubctl", "stderr", "warn");
-		rc = hubctl_cc_main(&cfg, argc - optind, argv + optind, &qf, json);
-		hub_config_free(&cfg);
-		return rc;
-	}
-	if (argc - optind >= 1 && hubctl_external_is_command(argv[optind])) {
-		if (hub_config_load(&cfg, path, err, sizeof(err)) < 0) {
-			fprintf(stderr, "hubctl: %s\n", err);
-			return 1;
-		}
-		dh_log_init("hubctl", "stderr", "warn");
-		rc = hubctl_external_main(&cfg, argc - optind, argv + optind, qf.state, qf.study, json);
-		hub_config_free(&cfg);
-		return rc;
-	}
-	if (argc - optind >= 1 && hubctl_mpps_is_command(argv[optind])) {
-		if (hub_config_load(&cfg, path, err, sizeof(err)) < 0) {
-			fprintf(stderr, "hubctl: %s\n", err);
-			return 1;
-		}
-		dh_log_init("hubctl", "stderr", "warn");
-		rc = hubctl_mpps_main(&cfg, argc - optind, argv + optind, qf.all, json);
-		hub_config_free(&cfg);
-		return rc;
-	}
-	if (argc - optind == 1 && strcmp(argv[optind], "keygen") == 0) {
-		if (hub_config_load(&cfg, path, err, sizeof(err)) < 0) {
-			fprintf(stderr, "hubctl: %s\n", err);
-			return 1;
-		}
-		rc = keygen(secret_file ? secret_file : cfg.cc_secret_key_file);
-		hub_config_free(&cfg);
-		return rc;
-	}
-	if (argc - optind < 2) {
+	if (help)
+		return command_help(optind < argc ? argv[optind] : NULL, &o);
+	const ctl_command *cmd = NULL;
+	for (size_t i = 0; optind < argc && i < sizeof(commands) / sizeof(commands[0]) && !cmd; i++)
+		if (commands[i].is(argc - optind, argv + optind, &o))
+			cmd = &commands[i];
+	if (!cmd) {
 		usage(stderr);
 		return 2;
 	}
@@ -287,16 +357,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	dh_log_init("hubctl", "stderr", "warn");
-	const char *a = argv[optind], *b = argv[optind + 1];
-	if (strcmp(a, "db") == 0 && strcmp(b, "migrate") == 0)
-		rc = with_db(&cfg, 1);
-	else if (strcmp(a, "db") == 0 && strcmp(b, "version") == 0)
-		rc = with_db(&cfg, 0);
-	else if (strcmp(a, "config") == 0 && strcmp(b, "show") == 0) {
-		hub_config_write(stdout, &cfg);
-		rc = 0;
-	} else
-		usage(stderr);
+	int rc = cmd->run(&cfg, argc - optind, argv + optind, &o);
 	hub_config_free(&cfg);
 	return rc;
 }
