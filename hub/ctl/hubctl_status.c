@@ -22,9 +22,11 @@ static void usage(FILE *f)
 		   "\n"
 		   "Per spoke: connected (a frame within %d s), last sequence received and applied,\n"
 		   "lag (open cc: count, age of the oldest), parked/conflict/failed counts; service\n"
-		   "backlogs (archive, quarantine, storage commitment reports); what needs attention.\n"
+		   "backlogs (archive, quarantine, storage commitment reports, exports to external\n"
+		   "archives, MPPS forwards); what needs attention.\n"
 		   "Exit status: 0 nothing needs attention; 3 operator items open (conflict or failed\n"
-		   "cc, quarantined objects); 4 none, but a configured spoke is not connected;\n"
+		   "cc, quarantined objects, refused exports, MPPS forwards waiting > 10 min);\n"
+		   "4 none, but a configured spoke is not connected;\n"
 		   "1 error; 2 bad usage.\n",
 		   HUBCTL_CONNECTED_SECONDS);
 }

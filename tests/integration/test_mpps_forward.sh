@@ -113,6 +113,9 @@ dh_assert_eq "HUB2 3 0" "$("$DH_PYTHON" -c 'import json,sys; d=json.load(sys.std
 	"hubctl mpps backlog shows the waiting messages"
 dh_assert_contains "$("$HUBCTL" -c "$T/hub.conf" mpps backlog)" "HUB2" "backlog as a table"
 dh_assert_eq "3|f" "$(dh_psql "SELECT items, attention FROM mpps_forward_status()")" "hubctl status line: 3 waiting, young"
+st=$("$HUBCTL" -c "$T/hub.conf" --json status || true)
+dh_assert_eq "3 False" "$("$DH_PYTHON" -c 'import json,sys; d=[x for x in json.load(sys.stdin)["services"] if x["service"] == "mpps"][0]; print(d["items"], d["attention"])' <<<"$st")" \
+	"hubctl status: the mpps line shows the 3 waiting messages"
 [ "$(dh_psql "SELECT oldest_s FROM mpps_forward_status()")" -ge 2 ] || dh_fail "mpps_forward_status: age of the oldest"
 
 # ---- kill -9 and restart with the queue non-empty
