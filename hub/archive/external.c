@@ -34,6 +34,7 @@
 #include "nearline.h"
 #include "render.h"
 #include "uid.h"
+#include "worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,10 +48,7 @@
 #define ST_INVALID_ARGUMENT 0x0115
 
 struct external {
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	int started;
+	dh_worker *w; /* rounds every external.scan_interval seconds (common/worker.h) */
 	char *down; /* per archive: 1 while unreachable (log once) */
 	/* when the instance table last grew: queueing scans only while something may still become stable */
 	long long last_max_pk;
@@ -576,39 +574,25 @@ done:
 	return handled;
 }
 
-static void *worker_main(void *arg)
+/* One round over every exporting archive; > 0 when a batch was full (more may be waiting: no pause). */
+static int worker_round(void *arg)
 {
 	hub *h = arg;
-	external *x = h->external;
-	dh_log_set_context("export");
-	while (!h->stop) {
-		int busy = 0, scan = 1;
-		dh_db_err err = { "", "" };
-		PGconn *c = dh_db_get(h->db, &err);
-		if (c) {
-			expire(h, c);
-			scan = need_scan(h, c);
-			dh_db_put(h->db, c, dh_db_conn_lost(c, &err));
-		}
-		for (int i = 0; i < h->cfg.n_remotes && !h->stop; i++) {
-			if (!h->cfg.remotes[i].export_objects)
-				continue;
-			int rc = export_round(h, &h->cfg.remotes[i], i, scan);
-			if (rc >= h->cfg.ext_batch)
-				busy = 1; /* more may be waiting: no pause */
-		}
-		if (busy)
-			continue;
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += h->cfg.ext_scan_interval;
-		pthread_mutex_lock(&x->lock);
-		if (!h->stop)
-			pthread_cond_timedwait(&x->wake, &x->lock, &until);
-		pthread_mutex_unlock(&x->lock);
+	int busy = 0, scan = 1;
+	dh_db_err err = { "", "" };
+	PGconn *c = dh_db_get(h->db, &err);
+	if (c) {
+		expire(h, c);
+		scan = need_scan(h, c);
+		dh_db_put(h->db, c, dh_db_conn_lost(c, &err));
 	}
-	dh_log_set_context(NULL);
-	return NULL;
+	for (int i = 0; i < h->cfg.n_remotes && !h->stop; i++) {
+		if (!h->cfg.remotes[i].export_objects)
+			continue;
+		if (export_round(h, &h->cfg.remotes[i], i, scan) >= h->cfg.ext_batch)
+			busy = 1;
+	}
+	return busy;
 }
 
 int external_start(hub *h)
@@ -620,13 +604,8 @@ int external_start(hub *h)
 		free(x);
 		return -1;
 	}
-	pthread_mutex_init(&x->lock, NULL);
-	pthread_cond_init(&x->wake, NULL);
 	h->external = x;
-	if (pthread_create(&x->thread, NULL, worker_main, h) != 0)
-		return -1;
-	x->started = 1;
-	return 0;
+	return dh_worker_start(&x->w, "export", worker_round, h, h->cfg.ext_scan_interval * 1000);
 }
 
 void external_stop(hub *h)
@@ -634,14 +613,7 @@ void external_stop(hub *h)
 	external *x = h->external;
 	if (!x)
 		return;
-	if (x->started) {
-		pthread_mutex_lock(&x->lock);
-		pthread_cond_signal(&x->wake);
-		pthread_mutex_unlock(&x->lock);
-		pthread_join(x->thread, NULL);
-	}
-	pthread_mutex_destroy(&x->lock);
-	pthread_cond_destroy(&x->wake);
+	dh_worker_stop(x->w);
 	free(x->down);
 	free(x);
 	h->external = NULL;

@@ -27,18 +27,16 @@
 #include "hub.h"
 #include "log.h"
 #include "uid.h"
+#include "worker.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+/* The forwarding worker: a round sends one due message (common/worker.h). */
 struct mpps_fwd {
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	int started;
-	int kick;
+	dh_worker *w;
 };
 
 long mpps_backoff_seconds(int failed, long base, long max)
@@ -51,13 +49,8 @@ long mpps_backoff_seconds(int failed, long base, long max)
 
 void mpps_forward_kick(hub *h)
 {
-	mpps_fwd *f = h->mpps_fwd;
-	if (!f)
-		return;
-	pthread_mutex_lock(&f->lock);
-	f->kick = 1;
-	pthread_cond_signal(&f->wake);
-	pthread_mutex_unlock(&f->lock);
+	if (h->mpps_fwd)
+		dh_worker_kick(h->mpps_fwd->w);
 }
 
 /* A status the destination answered that means it took the message (success or warning, PS3.7 C). */
@@ -196,26 +189,10 @@ done:
 	return handled;
 }
 
-static void *worker_main(void *arg)
+/* Nothing due (or the database is away): the worker sleeps until kicked or 1 s passed. */
+static int worker_round(void *arg)
 {
-	hub *h = arg;
-	mpps_fwd *f = h->mpps_fwd;
-	dh_log_set_context("mpps-forward");
-	while (!h->stop) {
-		if (work_one(h) > 0)
-			continue;
-		/* nothing due (or the database is away): sleep until kicked or 1 s passed */
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += 1;
-		pthread_mutex_lock(&f->lock);
-		if (!f->kick && !h->stop)
-			pthread_cond_timedwait(&f->wake, &f->lock, &until);
-		f->kick = 0;
-		pthread_mutex_unlock(&f->lock);
-	}
-	dh_log_set_context(NULL);
-	return NULL;
+	return work_one(arg) > 0;
 }
 
 int mpps_forward_start(hub *h)
@@ -223,13 +200,8 @@ int mpps_forward_start(hub *h)
 	mpps_fwd *f = calloc(1, sizeof(*f));
 	if (!f)
 		return -1;
-	pthread_mutex_init(&f->lock, NULL);
-	pthread_cond_init(&f->wake, NULL);
 	h->mpps_fwd = f;
-	if (pthread_create(&f->thread, NULL, worker_main, h) != 0)
-		return -1;
-	f->started = 1;
-	return 0;
+	return dh_worker_start(&f->w, "mpps-forward", worker_round, h, 1000);
 }
 
 void mpps_forward_stop(hub *h)
@@ -237,12 +209,7 @@ void mpps_forward_stop(hub *h)
 	mpps_fwd *f = h->mpps_fwd;
 	if (!f)
 		return;
-	if (f->started) {
-		mpps_forward_kick(h);
-		pthread_join(f->thread, NULL);
-	}
-	pthread_mutex_destroy(&f->lock);
-	pthread_cond_destroy(&f->wake);
+	dh_worker_stop(f->w);
 	free(f);
 	h->mpps_fwd = NULL;
 }

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "nearline.h"
 #include "uid.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -29,26 +30,15 @@
 #include <string.h>
 #include <time.h>
 
+/* The delivery worker: a round delivers one due result (common/worker.h). */
 struct stgcmt {
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t wake;
-	int started;
-	int kick;
+	dh_worker *w;
 };
 
 #define ST_SUCCESS 0x0000
 #define ST_PROCESSING_FAILURE 0x0110
 #define ST_NO_SUCH_ACTION 0x0123
 #define ST_INVALID_ARGUMENT 0x0115
-
-static void kick(stgcmt *s)
-{
-	pthread_mutex_lock(&s->lock);
-	s->kick = 1;
-	pthread_cond_signal(&s->wake);
-	pthread_mutex_unlock(&s->lock);
-}
 
 /* Records the request. Returns a DIMSE status for the N-ACTION response. */
 static unsigned int record_request(hub *h, const dh_dcm_ds *ds, const char *requester, const char *called,
@@ -144,7 +134,7 @@ int stgcmt_action(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 	dh_dcm_ds_free(ds);
 	int rc = dh_dcm_send_response(a, cmd, status, NULL, status ? why : NULL, NULL) == DH_DCM_OK ? 0 : -1;
 	if (status == ST_SUCCESS)
-		kick(h->stgcmt);
+		dh_worker_kick(h->stgcmt->w);
 	return rc;
 }
 
@@ -347,26 +337,10 @@ done:
 	return handled;
 }
 
-static void *worker_main(void *arg)
+/* Nothing due (or the database is away): the worker sleeps until kicked or 1 s passed. */
+static int worker_round(void *arg)
 {
-	hub *h = arg;
-	stgcmt *s = h->stgcmt;
-	dh_log_set_context("stgcmt");
-	while (!h->stop) {
-		int rc = work_one(h);
-		if (rc > 0)
-			continue;
-		/* nothing due (or the database is away): sleep until kicked or 1 s passed */
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += 1;
-		pthread_mutex_lock(&s->lock);
-		if (!s->kick)
-			pthread_cond_timedwait(&s->wake, &s->lock, &until);
-		s->kick = 0;
-		pthread_mutex_unlock(&s->lock);
-	}
-	return NULL;
+	return work_one(arg) > 0;
 }
 
 int stgcmt_start(hub *h)
@@ -374,13 +348,8 @@ int stgcmt_start(hub *h)
 	stgcmt *s = calloc(1, sizeof(*s));
 	if (!s)
 		return -1;
-	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->wake, NULL);
 	h->stgcmt = s;
-	if (pthread_create(&s->thread, NULL, worker_main, h) != 0)
-		return -1;
-	s->started = 1;
-	return 0;
+	return dh_worker_start(&s->w, "stgcmt", worker_round, h, 1000);
 }
 
 void stgcmt_stop(hub *h)
@@ -388,12 +357,7 @@ void stgcmt_stop(hub *h)
 	stgcmt *s = h->stgcmt;
 	if (!s)
 		return;
-	if (s->started) {
-		kick(s);
-		pthread_join(s->thread, NULL);
-	}
-	pthread_mutex_destroy(&s->lock);
-	pthread_cond_destroy(&s->wake);
+	dh_worker_stop(s->w);
 	free(s);
 	h->stgcmt = NULL;
 }
