@@ -9,6 +9,8 @@
  */
 #include "durable.h"
 
+#include "hash.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -345,4 +347,51 @@ int dh_durable_fanout_prepare(const char *root, int *removed)
 	if (removed)
 		*removed = n;
 	return 0;
+}
+
+int dh_durable_md5_sync(const char *path, char *md5, long long *size)
+{
+	int rc = -1, e = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
+	dh_md5 *h = NULL;
+	char buf[65536];
+
+	*size = 0;
+	if (fd < 0 || dh_md5_new(&h) < 0)
+		goto done;
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			goto done;
+		if (n == 0)
+			break;
+		dh_md5_update(h, buf, (size_t)n);
+		*size += n;
+	}
+	if (dh_md5_final(h, md5) < 0 || dh_durable_fsync_fd(fd) < 0)
+		goto done;
+	rc = 0;
+done:
+	e = errno;
+	dh_md5_free(h);
+	if (fd >= 0)
+		close(fd);
+	errno = e;
+	return rc;
+}
+
+int dh_durable_rename_synced(const char *from, const char *to)
+{
+	char *dir = dir_of(to);
+	int rc = -1, e = 0;
+
+	if (!dir)
+		return -1;
+	if (rename(from, to) == 0)
+		rc = dh_durable_fsync_dir(dir);
+	e = errno;
+	free(dir);
+	errno = e;
+	return rc;
 }

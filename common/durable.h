@@ -27,6 +27,20 @@ int dh_durable_fsync_dir(const char *dir);
  */
 int dh_durable_rename(const char *from, const char *to);
 
+/*
+ * Reads the just-written file at path back once, computing its MD5 (hex,
+ * DH_MD5_HEX_LEN + 1 bytes) and size, then fsyncs it: the one pass an
+ * incoming object needs before it may be renamed into place.
+ */
+int dh_durable_md5_sync(const char *path, char *md5, long long *size);
+
+/*
+ * rename(from, to) of a file already fsync'ed (dh_durable_md5_sync), then
+ * fsync of the directory of to: dh_durable_rename without the file's own
+ * fsync, for the same directory.
+ */
+int dh_durable_rename_synced(const char *from, const char *to);
+
 /* mkdir -p with mode 0750; fsyncs each directory it created and its parent. */
 int dh_durable_mkdirs(const char *path);
 

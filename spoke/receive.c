@@ -200,53 +200,6 @@ static int check_attrs(const obj_attrs *o, const dh_dcm_cmd *cmd, char *why, siz
 	return 0;
 }
 
-/* MD5 of the file while reading it back, its size, then fsync. Returns 0 or -1 (errno). */
-static int hash_and_sync(const char *path, char md5[DH_MD5_HEX_LEN + 1], long long *size)
-{
-	int rc = -1, fd = open(path, O_RDONLY);
-	dh_md5 *h = NULL;
-	char buf[65536];
-
-	if (fd < 0 || dh_md5_new(&h) < 0)
-		goto done;
-	*size = 0;
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			goto done;
-		if (n == 0)
-			break;
-		dh_md5_update(h, buf, (size_t)n);
-		*size += n;
-	}
-	if (dh_md5_final(h, md5) < 0 || dh_durable_fsync_fd(fd) < 0)
-		goto done;
-	rc = 0;
-done:
-	{
-		int e = errno;
-		dh_md5_free(h);
-		if (fd >= 0)
-			close(fd);
-		errno = e;
-	}
-	return rc;
-}
-
-/* rename + fsync of the directory (the file itself was fsync'ed by hash_and_sync). */
-static int commit_file(const char *tmp, const char *abs)
-{
-	char dir[1200];
-	const char *slash = strrchr(abs, '/');
-
-	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - abs) : 1, slash ? abs : ".");
-	if (rename(tmp, abs) < 0)
-		return -1;
-	return dh_durable_fsync_dir(dir);
-}
-
 /*
  * Records the object in the ledger. Returns 0 with *v and why, or -1 with
  * *unknown set when the transaction's outcome is not known (the connection
@@ -362,7 +315,7 @@ static int store(spoke *s, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 			}
 		}
 	}
-	if (hash_and_sync(tmp, md5, &size) < 0) {
+	if (dh_durable_md5_sync(tmp, md5, &size) < 0) {
 		int e = errno;
 		status = (e == ENOSPC || e == EDQUOT) ? ST_OUT_OF_RESOURCES : ST_PROCESSING_FAILURE;
 		snprintf(comment, sizeof(comment), "cannot write object: %.40s", strerror(e));
@@ -373,7 +326,7 @@ static int store(spoke *s, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 	(void)dh_dsmd5_file(tmp, dsmd5);
 	snprintf(rel, sizeof(rel), "%.2s/%s.dcm", uuid, uuid);
 	snprintf(abs, sizeof(abs), "%s/%s", dir, rel);
-	if (commit_file(tmp, abs) < 0) {
+	if (dh_durable_rename_synced(tmp, abs) < 0) {
 		int e = errno;
 		status = (e == ENOSPC || e == EDQUOT) ? ST_OUT_OF_RESOURCES : ST_PROCESSING_FAILURE;
 		snprintf(comment, sizeof(comment), "cannot write object: %.40s", strerror(e));

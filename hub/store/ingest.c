@@ -176,51 +176,6 @@ static void start_writeback(const char *path)
 	}
 }
 
-/* MD5 of the file while reading it back, then fsync; returns 0 or -1 (errno). */
-static int hash_and_sync(const char *path, char md5[DH_MD5_HEX_LEN + 1], long long *size)
-{
-	int rc = -1, fd = open(path, O_RDONLY);
-	dh_md5 *h = NULL;
-	char buf[65536];
-	if (fd < 0 || dh_md5_new(&h) < 0)
-		goto done;
-
-	*size = 0;
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			goto done;
-		if (n == 0)
-			break;
-		dh_md5_update(h, buf, (size_t)n);
-		*size += n;
-	}
-	if (dh_md5_final(h, md5) < 0 || dh_durable_fsync_fd(fd) < 0)
-		goto done;
-	rc = 0;
-done:
-	dh_md5_free(h);
-	if (fd >= 0)
-		close(fd);
-	return rc;
-}
-
-/*
- * Moves the already fsync'ed temp file to its name in the same directory and
- * makes the rename durable (the file's own fsync happened in hash_and_sync).
- */
-static int commit_file(const char *tmp, const char *abs)
-{
-	char dir[1200];
-	const char *slash = strrchr(abs, '/');
-	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - abs) : 1, slash ? abs : ".");
-	if (rename(tmp, abs) < 0)
-		return -1;
-	return dh_durable_fsync_dir(dir);
-}
-
 /* ---- the index transaction --------------------------------------------- */
 
 typedef struct {
@@ -367,7 +322,7 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 			snprintf(size_s, sizeof(size_s), "%lld", size);
 			const char *up[11] = { PQgetvalue(r, reconcile, 0), rel, size_s, md5, o->ts, source_ae,
 					       o->sop_uid, o->study_uid, o->accession, o->series_uid, dsmd5 };
-			if (commit_file(tmp, abs) < 0) {
+			if (dh_durable_rename_synced(tmp, abs) < 0) {
 				t->failed = 1;
 				snprintf(t->err.msg, sizeof(t->err.msg), "cannot move object into cache: %s",
 					 strerror(errno));
@@ -413,7 +368,7 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 				}
 				snprintf(size_s, sizeof(size_s), "%lld", size);
 				const char *up[7] = { PQgetvalue(r, same, 0), rel, size_s, md5, o->ts, source_ae, dsmd5 };
-				if (commit_file(tmp, abs) < 0) {
+				if (dh_durable_rename_synced(tmp, abs) < 0) {
 					t->failed = 1;
 					snprintf(t->err.msg, sizeof(t->err.msg), "cannot move object into cache: %s",
 						 strerror(errno));
@@ -537,7 +492,7 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 	if (t->failed)
 		goto rollback;
 	/* the object itself: into the cache, then into the index */
-	if (commit_file(tmp, abs) < 0) {
+	if (dh_durable_rename_synced(tmp, abs) < 0) {
 		t->failed = 1;
 		snprintf(t->err.msg, sizeof(t->err.msg), "cannot move object into cache: %s", strerror(errno));
 		goto rollback;
@@ -650,7 +605,7 @@ static int quarantine_object(tx *t, const obj_attrs *o, const char *source_ae, c
 		x(t, "ROLLBACK", 0, NULL);
 		return t->failed ? -1 : 0;
 	}
-	if (commit_file(tmp, abs) < 0) {
+	if (dh_durable_rename_synced(tmp, abs) < 0) {
 		t->failed = 1;
 		snprintf(t->err.msg, sizeof(t->err.msg), "cannot move object into cache: %s", strerror(errno));
 		goto rollback;
@@ -740,7 +695,7 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		snprintf(d.comment, sizeof(d.comment), "out of memory");
 		goto respond;
 	}
-	if (hash_and_sync(tmp, md5, &size) < 0) {
+	if (dh_durable_md5_sync(tmp, md5, &size) < 0) {
 		int e = errno;
 		d.status = (e == ENOSPC || e == EDQUOT) ? ST_OUT_OF_RESOURCES : ST_PROCESSING_FAILURE;
 		snprintf(d.comment, sizeof(d.comment), "cannot write object: %s", strerror(e));
@@ -844,7 +799,7 @@ int ingest_register_file(hub *h, PGconn *c, const char *rel, const char *source_
 		goto done;
 	}
 	read_attrs(ds, o);
-	if (hash_and_sync(abs, md5, &size) < 0) {
+	if (dh_durable_md5_sync(abs, md5, &size) < 0) {
 		snprintf(err->msg, sizeof(err->msg), "%.200s: %s", rel, strerror(errno));
 		goto done;
 	}

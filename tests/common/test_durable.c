@@ -319,6 +319,29 @@ static void test_fanout_prepare(void)
 	CU_ASSERT_EQUAL(dh_durable_fanout_prepare("/proc/no/such/place", NULL), -1);
 }
 
+/* MD5 and size of what is on disk, fsync'ed; then renamed into place. */
+static void test_md5_sync_and_rename(void)
+{
+	char from[512], to[512], md5[33];
+	long long size = -1;
+	struct stat st;
+
+	path_in(from, sizeof(from), "obj.part");
+	path_in(to, sizeof(to), "obj.dcm");
+	CU_ASSERT_EQUAL_FATAL(dh_durable_write_file(from, "abc", 3), 0);
+	CU_ASSERT_EQUAL_FATAL(dh_durable_md5_sync(from, md5, &size), 0);
+	CU_ASSERT_STRING_EQUAL(md5, "900150983cd24fb0d6963f7d28e17f72"); /* RFC 1321's "abc" */
+	CU_ASSERT_EQUAL(size, 3);
+	CU_ASSERT_EQUAL_FATAL(dh_durable_rename_synced(from, to), 0);
+	CU_ASSERT_EQUAL(stat(to, &st), 0);
+	CU_ASSERT_NOT_EQUAL(stat(from, &st), 0);
+	/* a missing file: -1 with errno, no crash */
+	errno = 0;
+	CU_ASSERT_EQUAL(dh_durable_md5_sync(from, md5, &size), -1);
+	CU_ASSERT_EQUAL(errno, ENOENT);
+	CU_ASSERT_EQUAL(dh_durable_rename_synced(from, to), -1);
+}
+
 int main(void)
 {
 	CU_pSuite s;
@@ -342,7 +365,8 @@ int main(void)
 	    CU_add_test(s, "fsync helpers", test_fsync_helpers) == NULL ||
 	    CU_add_test(s, "free bytes", test_free_bytes) == NULL ||
 	    CU_add_test(s, "no temp files left", test_no_temp_left) == NULL ||
-	    CU_add_test(s, "fan-out directories prepared", test_fanout_prepare) == NULL) {
+	    CU_add_test(s, "fan-out directories prepared", test_fanout_prepare) == NULL ||
+	    CU_add_test(s, "md5 + fsync, then rename", test_md5_sync_and_rename) == NULL) {
 		CU_cleanup_registry();
 		return 2;
 	}
