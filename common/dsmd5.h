@@ -14,7 +14,13 @@
 
 #include "hash.h"
 
-/* out must hold DH_MD5_HEX_LEN + 1 bytes. Returns 0, or -1 (unreadable, or not a DICOM file). */
-int dh_dsmd5_file(const char *path, char out[DH_MD5_HEX_LEN + 1]);
+/*
+ * Where the data set of the DICOM file at path starts (after its File Meta
+ * Information), for dh_durable_md5_sync's second digest: read from the
+ * meta's group length (0002,0000) when the file has one where Part 10
+ * puts it, else found by the DCMTK adapter. Returns -1 when the file is
+ * unreadable or not a DICOM Part 10 file.
+ */
+long dh_dsmd5_offset(const char *path);
 
 #endif

@@ -349,14 +349,16 @@ int dh_durable_fanout_prepare(const char *root, int *removed)
 	return 0;
 }
 
-int dh_durable_md5_sync(const char *path, char *md5, long long *size)
+int dh_durable_md5_sync(const char *path, char *md5, long long *size, long from, char *md5_from)
 {
 	int rc = -1, e = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
-	dh_md5 *h = NULL;
+	dh_md5 *h = NULL, *hf = NULL;
 	char buf[65536];
 
 	*size = 0;
-	if (fd < 0 || dh_md5_new(&h) < 0)
+	if (md5_from)
+		md5_from[0] = '\0';
+	if (fd < 0 || dh_md5_new(&h) < 0 || (md5_from && from >= 0 && dh_md5_new(&hf) < 0))
 		goto done;
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof(buf));
@@ -367,14 +369,21 @@ int dh_durable_md5_sync(const char *path, char *md5, long long *size)
 		if (n == 0)
 			break;
 		dh_md5_update(h, buf, (size_t)n);
+		if (hf && *size + n > from) {
+			long long skip = from > *size ? from - *size : 0;
+			dh_md5_update(hf, buf + skip, (size_t)(n - skip));
+		}
 		*size += n;
 	}
 	if (dh_md5_final(h, md5) < 0 || dh_durable_fsync_fd(fd) < 0)
 		goto done;
+	if (hf && from <= *size && dh_md5_final(hf, md5_from) < 0)
+		md5_from[0] = '\0';
 	rc = 0;
 done:
 	e = errno;
 	dh_md5_free(h);
+	dh_md5_free(hf);
 	if (fd >= 0)
 		close(fd);
 	errno = e;

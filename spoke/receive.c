@@ -315,15 +315,14 @@ static int store(spoke *s, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 			}
 		}
 	}
-	if (dh_durable_md5_sync(tmp, md5, &size) < 0) {
+	/* one read: the file's MD5 and the data set's, which hubctl verify compares with the hub's ('' unknown) */
+	if (dh_durable_md5_sync(tmp, md5, &size, dh_dsmd5_offset(tmp), dsmd5) < 0) {
 		int e = errno;
 		status = (e == ENOSPC || e == EDQUOT) ? ST_OUT_OF_RESOURCES : ST_PROCESSING_FAILURE;
 		snprintf(comment, sizeof(comment), "cannot write object: %.40s", strerror(e));
 		DH_ERROR("storing %s: %s", cmd->sop_instance, strerror(e));
 		goto respond;
 	}
-	/* the data set's MD5, which hubctl verify compares with the hub's ('' unknown) */
-	(void)dh_dsmd5_file(tmp, dsmd5);
 	snprintf(rel, sizeof(rel), "%.2s/%s.dcm", uuid, uuid);
 	snprintf(abs, sizeof(abs), "%s/%s", dir, rel);
 	if (dh_durable_rename_synced(tmp, abs) < 0) {

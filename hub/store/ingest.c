@@ -255,11 +255,8 @@ static void remap_uid(tx *t, const char *kind, const char *old_uid, const char *
  */
 static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, const dh_kos *kos,
 			const char *source_ae, const char *tmp, const char *rel, const char *abs, long long size,
-			const char *md5, decision *d)
+			const char *md5, const char *dsmd5, decision *d)
 {
-	/* the data set's MD5 (verify compares it with the spoke's; '' unknown) */
-	char dsmd5[DH_MD5_HEX_LEN + 1];
-	(void)dh_dsmd5_file(tmp, dsmd5);
 	char study_uid[DH_UID_MAX + 1], series_uid[DH_UID_MAX + 1], sop_uid[DH_UID_MAX + 1];
 	char study_acc[TXT] = "", ppk[32], stpk[32], sepk[32], size_s[32];
 	char reg_pk[32] = ""; /* the instance row a KOS registers with (new, overwritten or reconciled) */
@@ -633,6 +630,7 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 	const int timeout = (int)h->cfg.dimse_timeout;
 	const char *cache = h->cfg.cache_dir;
 	char uuid[37], tmp[1024], rel[128], abs[1200], err[512] = "", md5[DH_MD5_HEX_LEN + 1];
+	char dsmd5[DH_MD5_HEX_LEN + 1] = "";
 	decision d;
 	obj_attrs *o = NULL;
 	dh_dcm_ds *ds = NULL;
@@ -695,7 +693,8 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		snprintf(d.comment, sizeof(d.comment), "out of memory");
 		goto respond;
 	}
-	if (dh_durable_md5_sync(tmp, md5, &size) < 0) {
+	/* one read: the file's MD5 and the data set's (verify compares it with the spoke's; '' unknown) */
+	if (dh_durable_md5_sync(tmp, md5, &size, dh_dsmd5_offset(tmp), dsmd5) < 0) {
 		int e = errno;
 		d.status = (e == ENOSPC || e == EDQUOT) ? ST_OUT_OF_RESOURCES : ST_PROCESSING_FAILURE;
 		snprintf(d.comment, sizeof(d.comment), "cannot write object: %s", strerror(e));
@@ -724,7 +723,7 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		int ir = kos_why[0] ? quarantine_object(&t, o, dh_dcm_assoc_calling_ae(a), tmp, rel, abs, size, md5,
 							kos_why, &d)
 				    : index_object(h, &t, o, ds, kos, dh_dcm_assoc_calling_ae(a), tmp, rel, abs, size,
-						   md5, &d);
+						   md5, dsmd5, &d);
 		if (ir == 0 && d.quarantine_why[0] && !kos_why[0]) {
 			snprintf(kos_why, sizeof(kos_why), "%s", d.quarantine_why);
 			memset(&d, 0, sizeof(d));
@@ -777,7 +776,7 @@ done:
 int ingest_register_file(hub *h, PGconn *c, const char *rel, const char *source_ae, ingest_pre_commit fn,
 			 void *arg, unsigned int *status, char *comment, size_t clen, dh_db_err *err)
 {
-	char abs[1200], md5[DH_MD5_HEX_LEN + 1], why[512];
+	char abs[1200], md5[DH_MD5_HEX_LEN + 1], dsmd5[DH_MD5_HEX_LEN + 1] = "", why[512];
 	obj_attrs *o = NULL;
 	dh_dcm_ds *ds = NULL;
 	long long size = 0;
@@ -799,7 +798,7 @@ int ingest_register_file(hub *h, PGconn *c, const char *rel, const char *source_
 		goto done;
 	}
 	read_attrs(ds, o);
-	if (dh_durable_md5_sync(abs, md5, &size) < 0) {
+	if (dh_durable_md5_sync(abs, md5, &size, dh_dsmd5_offset(abs), dsmd5) < 0) {
 		snprintf(err->msg, sizeof(err->msg), "%.200s: %s", rel, strerror(errno));
 		goto done;
 	}
@@ -807,7 +806,7 @@ int ingest_register_file(hub *h, PGconn *c, const char *rel, const char *source_
 	t.pre_commit = fn;
 	t.pre_arg = arg;
 	/* the file is already at its place in the cache: "moving" it there is a no-op */
-	if (index_object(h, &t, o, ds, NULL, source_ae, abs, rel, abs, size, md5, &d) < 0) {
+	if (index_object(h, &t, o, ds, NULL, source_ae, abs, rel, abs, size, md5, dsmd5, &d) < 0) {
 		*err = t.err;
 		goto done;
 	}

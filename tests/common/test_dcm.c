@@ -14,6 +14,7 @@
  * character set rules.
  */
 #include "dcm.h"
+#include "dsmd5.h"
 
 #include <CUnit/Basic.h>
 #include <stdio.h>
@@ -288,6 +289,7 @@ static void check_offset(const char *ts, const char *name)
 
 	off = dh_dcm_file_dataset_offset(path);
 	CU_ASSERT_EQUAL(off, 132L + 12L + (long)group_len);
+	CU_ASSERT_EQUAL(dh_dsmd5_offset(path), off); /* the fast path reads the same group length */
 	/* the data set's first element is SOP Class UID (0008,0016) */
 	CU_ASSERT_EQUAL_FATAL(read_at(path, off, h, 4), 0);
 	CU_ASSERT_EQUAL(memcmp(h, "\x08\x00\x16\x00", 4), 0);
@@ -309,6 +311,26 @@ static void test_dataset_offset_missing_file(void)
 
 	path_in(path, sizeof(path), "does-not-exist.dcm");
 	CU_ASSERT_EQUAL(dh_dcm_file_dataset_offset(path), -1);
+	CU_ASSERT_EQUAL(dh_dsmd5_offset(path), -1);
+}
+
+/* Files nobody here wrote: the fast path and DCMTK agree on where the data set starts. */
+static void test_dataset_offset_samples(void)
+{
+	static const char *const names[] = { "CT_small.dcm", "MR_small.dcm", "rtplan.dcm", "JPEG2000.dcm",
+					     "image_dfl.dcm", "SC_rgb.dcm" };
+	int seen = 0;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		char path[512];
+		snprintf(path, sizeof(path), "%s%s", PYDICOM_FILES, names[i]);
+		if (access(path, R_OK) != 0)
+			continue;
+		seen++;
+		long off = dh_dcm_file_dataset_offset(path);
+		CU_ASSERT(off > 132);
+		CU_ASSERT_EQUAL(dh_dsmd5_offset(path), off);
+	}
+	CU_ASSERT(seen >= 3);
 }
 
 static void test_load_truncated(void)
@@ -520,6 +542,7 @@ int main(void)
 	    CU_add_test(s, "data set offset explicit", test_dataset_offset_explicit) == NULL ||
 	    CU_add_test(s, "data set offset implicit", test_dataset_offset_implicit) == NULL ||
 	    CU_add_test(s, "data set offset missing file", test_dataset_offset_missing_file) == NULL ||
+	    CU_add_test(s, "data set offset of sample files", test_dataset_offset_samples) == NULL ||
 	    CU_add_test(s, "load truncated files", test_load_truncated) == NULL ||
 	    CU_add_test(s, "load a non-DICOM file", test_load_not_dicom) == NULL ||
 	    CU_add_test(s, "load meta of a truncated file", test_load_meta_of_truncated) == NULL ||
