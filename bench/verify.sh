@@ -6,9 +6,9 @@
 # shipper (connected: its heartbeat is seen). The same N objects (N/100
 # studies of one patient each, 2 series of 50 instances) are generated
 # directly in both databases with SQL: the hub's index (patient, study
-# owned by the spoke, series, instance with its data set MD5) and the
+# owned by the spoke, series, instance with its data set digest) and the
 # spoke's ledger. Three differences are then injected (one object missing
-# at the hub, one wrong data set MD5, one patient name changed at the
+# at the hub, one wrong data set digest, one patient name changed at the
 # spoke); verify must report exactly those three (exit 1).
 #
 # Measured: the wall-clock time of the whole `hubctl verify` (request,
@@ -64,7 +64,7 @@ INSERT INTO series (study_fk, series_uid, modality, series_number, description)
   SELECT st.pk, st.study_uid || '.' || k, 'CT', k::text, 'axial' FROM study st, generate_series(1, 2) k
   WHERE st.owner_spoke = 'SITE1';
 INSERT INTO instance (series_fk, sop_uid, received_sop_uid, received_study_uid, sop_class_uid, instance_number,
-  transfer_syntax, file_path, file_size, md5, dataset_md5, received_series_uid)
+  transfer_syntax, file_path, file_size, md5, dataset_digest, received_series_uid)
   SELECT se.pk, se.series_uid || '.' || i, se.series_uid || '.' || i, st.study_uid, '1.2.840.10008.5.1.4.1.1.2',
   i::text, '1.2.840.10008.1.2.1', 'bench/none.dcm', 1000, md5('file' || se.series_uid || '.' || i),
   md5(se.series_uid || '.' || i), se.series_uid
@@ -74,7 +74,7 @@ dh_spoke_psql "
 INSERT INTO ledger_instance (sop_uid, series_uid, study_uid, sop_class_uid, received_sop_uid, received_series_uid,
   received_study_uid, patient_id, patient_name, birth_date, sex, study_date, study_time, accession,
   study_description, modality, series_number, series_description, instance_number, file_path, file_size, md5,
-  transfer_syntax, fwd_state, dataset_md5)
+  transfer_syntax, fwd_state, dataset_digest)
   SELECT s || '.' || k || '.' || i, s || '.' || k, s, '1.2.840.10008.5.1.4.1.1.2', s || '.' || k || '.' || i,
   s || '.' || k, s, 'BP' || g, 'BENCH^' || g, '19700101', 'O', '20240101', '120000', 'ACC' || g, 'bench', 'CT',
   k::text, 'axial', i::text, 'bench/none.dcm', 1000, md5('spoke' || s || '.' || k || '.' || i),
@@ -88,7 +88,7 @@ dh_hub_wait "SELECT count(*) FROM cc_stream WHERE last_seen_at > now() - interva
 
 # ---- three differences -----------------------------------------------------------
 dh_psql "DELETE FROM instance WHERE sop_uid = '2.25.91.1.1'" >/dev/null                          # missing at the hub
-dh_psql "UPDATE instance SET dataset_md5 = md5('x') WHERE sop_uid = '2.25.92.2.7'" >/dev/null     # wrong MD5
+dh_psql "UPDATE instance SET dataset_digest = md5('x') WHERE sop_uid = '2.25.92.2.7'" >/dev/null     # wrong data set digest
 dh_spoke_psql "UPDATE ledger_instance SET patient_name = 'OTHER^NAME' WHERE sop_uid = '2.25.93.1.3'" >/dev/null  # attribute
 
 # ---- the measurement ---------------------------------------------------------------
@@ -98,7 +98,7 @@ rc=0
 secs=$(python3 -c "import time; print('%.1f' % (time.time() - $t1))")
 [ "$rc" = 1 ] || { log "hubctl verify exited $rc (expected 1: differences)"; exit 1; }
 found=$(python3 -c 'import json,sys; print(" ".join(sorted(d["kind"] + ":" + d["sop_uid"] for d in json.load(open(sys.argv[1]))["differences"])))' "$T/verify.json")
-want="attribute:2.25.93.1.3 md5:2.25.92.2.7 missing_at_hub:2.25.91.1.1"
+want="attribute:2.25.93.1.3 digest:2.25.92.2.7 missing_at_hub:2.25.91.1.1"
 [ "$found" = "$want" ] || { log "verify found '$found', expected '$want'"; exit 1; }
 echo "verify: $count instances in $studies studies, every study of the spoke: ${secs} s wall clock, 3 of 3 injected differences found (target < 60 s)"
 dh_cc_pair_stop

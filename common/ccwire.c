@@ -244,7 +244,7 @@ int dh_ccwire_encode_ledger_chunk(const char *spoke_id, const dh_ccwire_chunk_he
 		r[i].series_uid = nz(s->series_uid);
 		r[i].study_uid = nz(s->study_uid);
 		r[i].sop_class_uid = nz(s->sop_class_uid);
-		r[i].md5 = nz(s->md5);
+		r[i].digest = nz(s->digest);
 		r[i].deleted = s->deleted != 0;
 		r[i].fwd_state = nz(s->fwd_state);
 		r[i].patient_id = nz(s->patient_id);
@@ -451,7 +451,7 @@ dh_ccwire_ledger_row dh_ccwire_chunk_row(const dh_ccwire_frame *f, size_t i)
 	r.series_uid = str(m->series_uid);
 	r.study_uid = str(m->study_uid);
 	r.sop_class_uid = str(m->sop_class_uid);
-	r.md5 = str(m->md5);
+	r.digest = str(m->digest);
 	r.deleted = m->deleted ? 1 : 0;
 	r.fwd_state = str(m->fwd_state);
 	r.patient_id = str(m->patient_id);

@@ -53,7 +53,7 @@ typedef struct {
 
 /* One ledger object (dhcc.LedgerRow); never NULL strings ("" = empty). */
 typedef struct {
-	const char *sop_uid, *series_uid, *study_uid, *sop_class_uid, *md5;
+	const char *sop_uid, *series_uid, *study_uid, *sop_class_uid, *digest;
 	int deleted;
 	const char *fwd_state;
 	const char *patient_id, *issuer, *patient_name, *birth_date, *sex;

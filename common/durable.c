@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 int dh_durable_fsync_fd(int fd)
 {
@@ -349,17 +350,22 @@ int dh_durable_fanout_prepare(const char *root, int *removed)
 	return 0;
 }
 
-int dh_durable_md5_sync(const char *path, char *md5, long long *size, long from, char *md5_from)
+int dh_durable_md5_sync(const char *path, char *md5, long long *size, long from, char *digest_from)
 {
 	int rc = -1, e = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
-	dh_md5 *h = NULL, *hf = NULL;
+	dh_md5 *h = NULL;
+	XXH3_state_t *x = NULL;
 	char buf[65536];
 
 	*size = 0;
-	if (md5_from)
-		md5_from[0] = '\0';
-	if (fd < 0 || dh_md5_new(&h) < 0 || (md5_from && from >= 0 && dh_md5_new(&hf) < 0))
+	if (digest_from)
+		digest_from[0] = '\0';
+	if (fd < 0 || dh_md5_new(&h) < 0)
 		goto done;
+	if (digest_from && from >= 0 && (!(x = XXH3_createState()) || XXH3_128bits_reset(x) != XXH_OK)) {
+		errno = ENOMEM;
+		goto done;
+	}
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
@@ -369,21 +375,24 @@ int dh_durable_md5_sync(const char *path, char *md5, long long *size, long from,
 		if (n == 0)
 			break;
 		dh_md5_update(h, buf, (size_t)n);
-		if (hf && *size + n > from) {
+		if (x && *size + n > from) {
 			long long skip = from > *size ? from - *size : 0;
-			dh_md5_update(hf, buf + skip, (size_t)(n - skip));
+			XXH3_128bits_update(x, buf + skip, (size_t)(n - skip));
 		}
 		*size += n;
 	}
 	if (dh_md5_final(h, md5) < 0 || dh_durable_fsync_fd(fd) < 0)
 		goto done;
-	if (hf && from <= *size && dh_md5_final(hf, md5_from) < 0)
-		md5_from[0] = '\0';
+	if (x && from <= *size) {
+		XXH128_hash_t d = XXH3_128bits_digest(x);
+		snprintf(digest_from, 33, "%016llx%016llx", (unsigned long long)d.high64, (unsigned long long)d.low64);
+	}
 	rc = 0;
 done:
 	e = errno;
 	dh_md5_free(h);
-	dh_md5_free(hf);
+	if (x)
+		XXH3_freeState(x);
 	if (fd >= 0)
 		close(fd);
 	errno = e;

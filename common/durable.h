@@ -30,12 +30,13 @@ int dh_durable_rename(const char *from, const char *to);
 /*
  * Reads the just-written file at path back once, computing its MD5 (hex,
  * DH_MD5_HEX_LEN + 1 bytes) and size, then fsyncs it: the one pass an
- * incoming object needs before it may be renamed into place. With md5_from
- * (may be NULL) and from >= 0, the same pass also gives the MD5 of the
- * bytes from offset from on (a DICOM file's data set, common/dsmd5.h);
- * md5_from is "" when from is < 0 or past the end.
+ * incoming object needs before it may be renamed into place. With
+ * digest_from (may be NULL; 33 bytes) and from >= 0, the same pass also
+ * gives the XXH3-128 digest (hex) of the bytes from offset from on (a DICOM
+ * file's data set, common/dsdigest.h); digest_from is "" when from is < 0
+ * or past the end.
  */
-int dh_durable_md5_sync(const char *path, char *md5, long long *size, long from, char *md5_from);
+int dh_durable_md5_sync(const char *path, char *md5, long long *size, long from, char *digest_from);
 
 /*
  * rename(from, to) of a file already fsync'ed (dh_durable_md5_sync), then

@@ -12,7 +12,7 @@ pkgs=(
   # build
   build-essential cmake pkg-config
   libdcmtk-dev libpq-dev libssl-dev libinih-dev libcunit1-dev
-  libzmq3-dev libarchive-dev libprotobuf-c-dev protobuf-c-compiler libmicrohttpd-dev
+  libzmq3-dev libxxhash-dev libarchive-dev libprotobuf-c-dev protobuf-c-compiler libmicrohttpd-dev
   # run: embedded PostgreSQL and DICOM tools
   postgresql postgresql-client dcmtk
   # test peers and sample data nobody here wrote

@@ -118,7 +118,7 @@ static void check(const uint8_t *data, size_t len)
 		abort();
 	for (size_t i = 0; i < dh_ccwire_chunk_count(f); i++) {
 		dh_ccwire_ledger_row a = dh_ccwire_chunk_row(f, i), b = dh_ccwire_chunk_row(g, i);
-		if (strcmp(a.sop_uid, b.sop_uid) || strcmp(a.md5, b.md5) || strcmp(a.patient_name, b.patient_name) ||
+		if (strcmp(a.sop_uid, b.sop_uid) || strcmp(a.digest, b.digest) || strcmp(a.patient_name, b.patient_name) ||
 		    strcmp(a.transfer_syntax, b.transfer_syntax) || a.deleted != b.deleted)
 			abort();
 	}
@@ -233,7 +233,7 @@ int main(int argc, char **argv)
 		rows[0].sop_uid = "1.2.3.4.5";
 		rows[0].series_uid = "1.2.3.4";
 		rows[0].study_uid = "1.2.3";
-		rows[0].md5 = "0123456789abcdef0123456789abcdef";
+		rows[0].digest = "0123456789abcdef0123456789abcdef";
 		rows[0].patient_name = "DOE^JOHN";
 		rows[0].transfer_syntax = "1.2.840.10008.1.2.1";
 		rows[1].sop_uid = "1.2.3.4.6";

@@ -576,10 +576,10 @@ static int row_copy(tx *t, long long from, const lrow *w)
 	if (tx_exec(t,
 		    "INSERT INTO ledger_instance (sop_uid, series_uid, study_uid, sop_class_uid, received_sop_uid, "
 		    "received_series_uid, received_study_uid, " ATTR_COLS ", file_path, file_size, md5, "
-		    "transfer_syntax, source_ae, fwd_state, dataset_md5) SELECT $2, $3, $4, sop_class_uid, "
+		    "transfer_syntax, source_ae, fwd_state, dataset_digest) SELECT $2, $3, $4, sop_class_uid, "
 		    "received_sop_uid, received_series_uid, received_study_uid, $5, $6, $7, $8, $9, $10, $11, $12, "
 		    "$13, $14, $15, $16, $17, $18, $19, file_path, file_size, md5, transfer_syntax, source_ae, 'cc', "
-		    "dataset_md5 "
+		    "dataset_digest "
 		    "FROM ledger_instance WHERE pk = $1",
 		    4 + NATTR, p) != 0)
 		return -1;
@@ -684,14 +684,14 @@ static int insert_object(tx *t, const capture_object_info *o)
 		nz(o->study_id), nz(o->study_date), nz(o->study_time), nz(o->accession),
 		nz(o->referring_physician), nz(o->study_description), nz(o->modality), nz(o->series_number),
 		nz(o->series_description), nz(o->instance_number), nz(o->file_path), size, nz(o->md5),
-		nz(o->transfer_syntax), nz(o->source_ae), nz(o->dataset_md5),
+		nz(o->transfer_syntax), nz(o->source_ae), nz(o->dataset_digest),
 	};
 
 	snprintf(size, sizeof(size), "%lld", o->file_size);
 	return tx_exec(t,
 		       "INSERT INTO ledger_instance (sop_uid, series_uid, study_uid, sop_class_uid, "
 		       "received_sop_uid, received_series_uid, received_study_uid, " ATTR_COLS
-		       ", file_path, file_size, md5, transfer_syntax, source_ae, dataset_md5) VALUES ($1, $2, $3, $4, "
+		       ", file_path, file_size, md5, transfer_syntax, source_ae, dataset_digest) VALUES ($1, $2, $3, $4, "
 		       "$1, $2, $3, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, "
 		       "$21::bigint, $22, $23, $24, $25)",
 		       25, p);

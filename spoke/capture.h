@@ -46,7 +46,7 @@ typedef struct {
 	long long file_size;
 	const char *md5;       /* 32 hex digits */
 	const char *source_ae; /* calling AE title */
-	const char *dataset_md5; /* MD5 of the data set without File Meta (common/dsmd5.h); NULL/"" unknown */
+	const char *dataset_digest; /* MD5 of the data set without File Meta (common/dsdigest.h); NULL/"" unknown */
 	/*
 	 * An IHE IOCM rejection note (hub and spoke read it with
 	 * common/kosdoc.h): the instances it rejects, as (SOP UID, study UID)

@@ -17,7 +17,7 @@
 
 /* Column order of the cursor: matches fill_row. */
 #define LEDGER_COLS                                                                                              \
-	"sop_uid, series_uid, study_uid, sop_class_uid, dataset_md5, deleted_at IS NOT NULL, fwd_state, "        \
+	"sop_uid, series_uid, study_uid, sop_class_uid, dataset_digest, deleted_at IS NOT NULL, fwd_state, "        \
 	"patient_id, "                                                                                          \
 	"issuer, patient_name, birth_date, sex, study_id, study_date, study_time, accession, "                  \
 	"referring_physician, study_description, modality, series_number, series_description, instance_number, " \
@@ -31,7 +31,7 @@ static void fill_row(PGresult *res, int i, dh_ccwire_ledger_row *r)
 	r->series_uid = PQgetvalue(res, i, k++);
 	r->study_uid = PQgetvalue(res, i, k++);
 	r->sop_class_uid = PQgetvalue(res, i, k++);
-	r->md5 = PQgetvalue(res, i, k++);
+	r->digest = PQgetvalue(res, i, k++);
 	r->deleted = PQgetvalue(res, i, k++)[0] == 't';
 	r->fwd_state = PQgetvalue(res, i, k++);
 	r->patient_id = PQgetvalue(res, i, k++);

@@ -27,7 +27,7 @@
 #include "capture.h"
 #include "spoke.h"
 
-#include "dsmd5.h"
+#include "dsdigest.h"
 #include "durable.h"
 #include "hash.h"
 #include "kosdoc.h"
@@ -242,7 +242,7 @@ static int store(spoke *s, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 	const int timeout = (int)s->cfg.dimse_timeout;
 	const char *dir = s->cfg.store_dir;
 	char uuid[37], tmp[1200] = "", rel[128], abs[1200] = "", err[512] = "", md5[DH_MD5_HEX_LEN + 1];
-	char dsmd5[DH_MD5_HEX_LEN + 1] = "";
+	char dsdig[DH_DSDIGEST_HEX_LEN + 1] = "";
 	char why[512] = "", comment[65] = "";
 	unsigned int status = ST_PROCESSING_FAILURE;
 	obj_attrs *o = NULL;
@@ -316,7 +316,7 @@ static int store(spoke *s, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		}
 	}
 	/* one read: the file's MD5 and the data set's, which hubctl verify compares with the hub's ('' unknown) */
-	if (dh_durable_md5_sync(tmp, md5, &size, dh_dsmd5_offset(tmp), dsmd5) < 0) {
+	if (dh_durable_md5_sync(tmp, md5, &size, dh_dsdigest_offset(tmp), dsdig) < 0) {
 		int e = errno;
 		status = (e == ENOSPC || e == EDQUOT) ? ST_OUT_OF_RESOURCES : ST_PROCESSING_FAILURE;
 		snprintf(comment, sizeof(comment), "cannot write object: %.40s", strerror(e));
@@ -346,7 +346,7 @@ static int store(spoke *s, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		.modality = o->modality, .series_number = o->series_number,
 		.series_description = o->series_desc, .instance_number = o->instance_number,
 		.file_path = rel, .file_size = size, .md5 = md5, .source_ae = dh_dcm_assoc_calling_ae(a),
-		.dataset_md5 = dsmd5,
+		.dataset_digest = dsdig,
 		.rejected_sops = rej_sops, .rejected_studies = rej_studies, .n_rejected = n_rej,
 		.rejection_code = kos ? kos->title_code : NULL,
 	};

@@ -73,7 +73,7 @@ static void copy_row(buf *b, const char *req, const dh_ccwire_ledger_row *r)
 			    r->series_uid,
 			    r->study_uid,
 			    r->sop_class_uid,
-			    r->md5,
+			    r->digest,
 			    r->transfer_syntax,
 			    r->deleted ? "t" : "f",
 			    r->fwd_state,
@@ -172,7 +172,7 @@ int verify_store_chunk(struct hub *h, const char *spoke_id, const dh_ccwire_fram
 			snprintf(e.msg, sizeof(e.msg), "out of memory for a chunk of %zu rows", n);
 			goto db_fail;
 		}
-		res = PQexec(c, "COPY verify_ledger (request_fk, sop_uid, series_uid, study_uid, sop_class_uid, md5, transfer_syntax, "
+		res = PQexec(c, "COPY verify_ledger (request_fk, sop_uid, series_uid, study_uid, sop_class_uid, digest, transfer_syntax, "
 				"deleted, fwd_state, patient_id, issuer, patient_name, birth_date, sex, study_id, "
 				"study_date, study_time, accession, referring_physician, study_description, modality, "
 				"series_number, series_description, instance_number) FROM STDIN");

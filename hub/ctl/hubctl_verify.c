@@ -36,7 +36,7 @@ enum { EXIT_EQUAL = 0, EXIT_DIFFER = 1, EXIT_USAGE = 2, EXIT_SPOKE = 3, EXIT_DB 
 	"WITH sp AS MATERIALIZED (SELECT * FROM verify_ledger WHERE request_fk = $1::bigint), "                 \
 	"spl AS MATERIALIZED (SELECT * FROM sp WHERE NOT deleted), "                                           \
 	"hub AS MATERIALIZED (SELECT i.pk, i.sop_uid, i.received_sop_uid, se.series_uid, st.study_uid, "       \
-	"i.sop_class_uid, i.dataset_md5 AS md5, i.transfer_syntax, p.pk AS ppk, st.pk AS stpk, se.pk AS sepk, p.patient_id, "       \
+	"i.sop_class_uid, i.dataset_digest AS digest, i.transfer_syntax, p.pk AS ppk, st.pk AS stpk, se.pk AS sepk, p.patient_id, "       \
 	"p.issuer, p.patient_name, p.birth_date, p.sex, st.study_id, st.study_date, st.study_time, "           \
 	"st.accession, st.referring_physician, st.description AS study_description, se.modality, "             \
 	"se.series_number, se.description AS series_description, i.instance_number "                          \
@@ -72,7 +72,7 @@ static const char compare_sql[] =
 	OV(524432, "referring_physician") ", " OV(528432, "study_description") ", " OV(524384, "modality") ", "
 	OV(2097169, "series_number") ", " OV(528446, "series_description") ", " OV(2097171, "instance_number")
 	" FROM ovl GROUP BY pk), "
-	"hv AS (SELECT h.sop_uid, h.received_sop_uid, h.series_uid, h.study_uid, h.sop_class_uid, h.md5, "
+	"hv AS (SELECT h.sop_uid, h.received_sop_uid, h.series_uid, h.study_uid, h.sop_class_uid, h.digest, "
 	"h.transfer_syntax, "
 	"ARRAY[coalesce(ov.patient_id, h.patient_id), coalesce(ov.issuer, h.issuer), "
 	"coalesce(ov.patient_name, h.patient_name), coalesce(ov.birth_date, h.birth_date), "
@@ -83,11 +83,11 @@ static const char compare_sql[] =
 	"coalesce(ov.series_number, h.series_number), coalesce(ov.series_description, h.series_description), "
 	"coalesce(ov.instance_number, h.instance_number)] AS vals FROM hub h LEFT JOIN ov ON ov.pk = h.pk), "
 	"j AS (SELECT s.sop_uid AS s_sop, s.series_uid AS s_series, s.study_uid AS s_study, "
-	"s.sop_class_uid AS s_class, s.md5 AS s_md5, s.transfer_syntax AS s_ts, s.fwd_state, ARRAY[s.patient_id, s.issuer, s.patient_name, "
+	"s.sop_class_uid AS s_class, s.digest AS s_digest, s.transfer_syntax AS s_ts, s.fwd_state, ARRAY[s.patient_id, s.issuer, s.patient_name, "
 	"s.birth_date, s.sex, s.study_id, s.study_date, s.study_time, s.accession, s.referring_physician, "
 	"s.study_description, s.modality, s.series_number, s.series_description, s.instance_number] AS s_vals, "
 	"h.sop_uid AS h_sop, h.received_sop_uid AS h_rsop, h.series_uid AS h_series, h.study_uid AS h_study, "
-	"h.sop_class_uid AS h_class, h.md5 AS h_md5, h.transfer_syntax AS h_ts, h.vals AS h_vals "
+	"h.sop_class_uid AS h_class, h.digest AS h_digest, h.transfer_syntax AS h_ts, h.vals AS h_vals "
 	"FROM spl s FULL JOIN hv h ON h.sop_uid = s.sop_uid) "
 	"SELECT kind, study_uid, series_uid, sop_uid, attribute, spoke_value, hub_value, instances, detail FROM ("
 	/* live at the spoke, not in the index */
@@ -114,10 +114,10 @@ static const char compare_sql[] =
 	"AND h_sop IS NOT NULL AND s_series <> h_series GROUP BY s_study, s_series, h_series "
 	"UNION ALL SELECT 'sop_class', s_study, s_series, s_sop, 'SOPClassUID', s_class, h_class, 1, '' FROM j "
 	"WHERE s_sop IS NOT NULL AND h_sop IS NOT NULL AND s_class <> h_class "
-	"UNION ALL SELECT 'md5', s_study, s_series, s_sop, '', s_md5, h_md5, 1, '' FROM j "
-	/* data set MD5s: comparable when both are known and in one transfer syntax */
-	"WHERE s_sop IS NOT NULL AND h_sop IS NOT NULL AND s_md5 <> '' AND h_md5 <> '' AND s_ts = h_ts "
-	"AND s_md5 <> h_md5 "
+	"UNION ALL SELECT 'digest', s_study, s_series, s_sop, '', s_digest, h_digest, 1, '' FROM j "
+	/* data set digests: comparable when both are known and in one transfer syntax */
+	"WHERE s_sop IS NOT NULL AND h_sop IS NOT NULL AND s_digest <> '' AND h_digest <> '' AND s_ts = h_ts "
+	"AND s_digest <> h_digest "
 	/* key attributes, one line per study, attribute and pair of values */
 	"UNION ALL SELECT 'attribute', a.study, CASE WHEN count(DISTINCT a.series) = 1 THEN min(a.series) "
 	"ELSE '' END, CASE WHEN count(*) = 1 THEN min(a.sop) ELSE '' END, a.name, a.sv, a.hv, count(*), '' "
@@ -172,7 +172,7 @@ static const char *hint(const char *kind, const char *detail, const char *attrib
 	if (!strcmp(kind, "study_uid") || !strcmp(kind, "series_uid"))
 		return "a split, merge, segment or Study UID fix-up is not applied at the hub: `hubctl queue list "
 		       "--spoke {SPOKE} --study {STUDY}` (parked or refused cc); retry or resolve it there";
-	if (!strcmp(kind, "md5") || !strcmp(kind, "sop_class"))
+	if (!strcmp(kind, "digest") || !strcmp(kind, "sop_class"))
 		return "the hub and the spoke hold different objects under this UID: compare them (`hubctl cat "
 		       "{SOP}` at the hub); send the spoke's again (the hub's duplicate policy decides whether it "
 		       "replaces)";
@@ -389,7 +389,7 @@ void hubctl_verify_usage(FILE *out)
 		"usage: hubctl [-c FILE] verify --spoke ID [--study UID] [--timeout SECONDS] [--json]\n"
 		"\n"
 		"Compares spoke ID's ledger (fetched by hubd over the spoke's cc connection) with the\n"
-		"hub's index: presence, deletions, Study/Series/SOP Class UIDs, data set MD5s and key\n"
+		"hub's index: presence, deletions, Study/Series/SOP Class UIDs, data set digests and key\n"
 		"attributes, for every study of the spoke or for --study UID. Lists every difference\n"
 		"with a hint (docs/hubctl.md#verify); a progress bar on stderr when it is a terminal.\n"
 		"\n"

@@ -45,7 +45,7 @@
 #include "hub.h"
 
 #include "ccsync.h"
-#include "dsmd5.h"
+#include "dsdigest.h"
 #include "durable.h"
 #include "hash.h"
 #include "kos.h"
@@ -255,7 +255,7 @@ static void remap_uid(tx *t, const char *kind, const char *old_uid, const char *
  */
 static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, const dh_kos *kos,
 			const char *source_ae, const char *tmp, const char *rel, const char *abs, long long size,
-			const char *md5, const char *dsmd5, decision *d)
+			const char *md5, const char *dsdig, decision *d)
 {
 	char study_uid[DH_UID_MAX + 1], series_uid[DH_UID_MAX + 1], sop_uid[DH_UID_MAX + 1];
 	char study_acc[TXT] = "", ppk[32], stpk[32], sepk[32], size_s[32];
@@ -318,7 +318,7 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 			/* the old file stays (a TAR or another row may name it); the new one is archived afresh */
 			snprintf(size_s, sizeof(size_s), "%lld", size);
 			const char *up[11] = { PQgetvalue(r, reconcile, 0), rel, size_s, md5, o->ts, source_ae,
-					       o->sop_uid, o->study_uid, o->accession, o->series_uid, dsmd5 };
+					       o->sop_uid, o->study_uid, o->accession, o->series_uid, dsdig };
 			if (dh_durable_rename_synced(tmp, abs) < 0) {
 				t->failed = 1;
 				snprintf(t->err.msg, sizeof(t->err.msg), "cannot move object into cache: %s",
@@ -329,7 +329,7 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 			x(t, "UPDATE instance SET file_path = $2, file_size = $3::bigint, md5 = $4, "
 			     "transfer_syntax = $5, source_ae = $6, received_at = now(), received_sop_uid = $7, "
 			     "received_study_uid = $8, received_accession = $9, received_series_uid = $10, moved = false, "
-			     "tar_fk = NULL, tar_offset = NULL, tar_size = NULL, dataset_md5 = $11 WHERE pk = $1::bigint",
+			     "tar_fk = NULL, tar_offset = NULL, tar_size = NULL, dataset_digest = $11 WHERE pk = $1::bigint",
 			  11, up);
 			d->status = ST_SUCCESS;
 			snprintf(d->hub_sop_uid, sizeof(d->hub_sop_uid), "%s", o->sop_uid);
@@ -364,7 +364,7 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 						d->old_file[0] = '\0';
 				}
 				snprintf(size_s, sizeof(size_s), "%lld", size);
-				const char *up[7] = { PQgetvalue(r, same, 0), rel, size_s, md5, o->ts, source_ae, dsmd5 };
+				const char *up[7] = { PQgetvalue(r, same, 0), rel, size_s, md5, o->ts, source_ae, dsdig };
 				if (dh_durable_rename_synced(tmp, abs) < 0) {
 					t->failed = 1;
 					snprintf(t->err.msg, sizeof(t->err.msg), "cannot move object into cache: %s",
@@ -375,7 +375,7 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 				/* new content: it is archived afresh (the old TAR keeps the old bytes) */
 				x(t, "UPDATE instance SET file_path = $2, file_size = $3::bigint, md5 = $4, "
 				     "transfer_syntax = $5, source_ae = $6, received_at = now(), "
-				     "tar_fk = NULL, tar_offset = NULL, tar_size = NULL, dataset_md5 = $7 WHERE pk = $1::bigint",
+				     "tar_fk = NULL, tar_offset = NULL, tar_size = NULL, dataset_digest = $7 WHERE pk = $1::bigint",
 				  7, up);
 				d->status = coerced ? ST_COERCED : ST_SUCCESS;
 				snprintf(d->hub_sop_uid, sizeof(d->hub_sop_uid), "%s", o->sop_uid);
@@ -499,11 +499,11 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 	{
 		const char *p[16] = { sepk, sop_uid, o->sop_uid, o->study_uid, o->accession, o->sop_class,
 				      o->instance_number, o->content_date, o->content_time, o->ts, rel,
-				      size_s, md5, source_ae, o->series_uid, dsmd5 };
+				      size_s, md5, source_ae, o->series_uid, dsdig };
 		char ipk[32] = "";
 		q1(t, "INSERT INTO instance (series_fk, sop_uid, received_sop_uid, received_study_uid, "
 		      "received_accession, sop_class_uid, instance_number, content_date, content_time, "
-		      "transfer_syntax, file_path, file_size, md5, source_ae, received_series_uid, dataset_md5) "
+		      "transfer_syntax, file_path, file_size, md5, source_ae, received_series_uid, dataset_digest) "
 		      "VALUES ($1::bigint, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13, $14, $15, $16) "
 		      "RETURNING pk", 16, p, ipk, sizeof(ipk));
 		if (!t->failed && qr_index_instance(t->c, ds, ppk, stpk, sepk, ipk, &t->err) < 0)
@@ -630,7 +630,7 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 	const int timeout = (int)h->cfg.dimse_timeout;
 	const char *cache = h->cfg.cache_dir;
 	char uuid[37], tmp[1024], rel[128], abs[1200], err[512] = "", md5[DH_MD5_HEX_LEN + 1];
-	char dsmd5[DH_MD5_HEX_LEN + 1] = "";
+	char dsdig[DH_DSDIGEST_HEX_LEN + 1] = "";
 	decision d;
 	obj_attrs *o = NULL;
 	dh_dcm_ds *ds = NULL;
@@ -694,7 +694,7 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		goto respond;
 	}
 	/* one read: the file's MD5 and the data set's (verify compares it with the spoke's; '' unknown) */
-	if (dh_durable_md5_sync(tmp, md5, &size, dh_dsmd5_offset(tmp), dsmd5) < 0) {
+	if (dh_durable_md5_sync(tmp, md5, &size, dh_dsdigest_offset(tmp), dsdig) < 0) {
 		int e = errno;
 		d.status = (e == ENOSPC || e == EDQUOT) ? ST_OUT_OF_RESOURCES : ST_PROCESSING_FAILURE;
 		snprintf(d.comment, sizeof(d.comment), "cannot write object: %s", strerror(e));
@@ -723,7 +723,7 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		int ir = kos_why[0] ? quarantine_object(&t, o, dh_dcm_assoc_calling_ae(a), tmp, rel, abs, size, md5,
 							kos_why, &d)
 				    : index_object(h, &t, o, ds, kos, dh_dcm_assoc_calling_ae(a), tmp, rel, abs, size,
-						   md5, dsmd5, &d);
+						   md5, dsdig, &d);
 		if (ir == 0 && d.quarantine_why[0] && !kos_why[0]) {
 			snprintf(kos_why, sizeof(kos_why), "%s", d.quarantine_why);
 			memset(&d, 0, sizeof(d));
@@ -776,7 +776,7 @@ done:
 int ingest_register_file(hub *h, PGconn *c, const char *rel, const char *source_ae, ingest_pre_commit fn,
 			 void *arg, unsigned int *status, char *comment, size_t clen, dh_db_err *err)
 {
-	char abs[1200], md5[DH_MD5_HEX_LEN + 1], dsmd5[DH_MD5_HEX_LEN + 1] = "", why[512];
+	char abs[1200], md5[DH_MD5_HEX_LEN + 1], dsdig[DH_DSDIGEST_HEX_LEN + 1] = "", why[512];
 	obj_attrs *o = NULL;
 	dh_dcm_ds *ds = NULL;
 	long long size = 0;
@@ -798,7 +798,7 @@ int ingest_register_file(hub *h, PGconn *c, const char *rel, const char *source_
 		goto done;
 	}
 	read_attrs(ds, o);
-	if (dh_durable_md5_sync(abs, md5, &size, dh_dsmd5_offset(abs), dsmd5) < 0) {
+	if (dh_durable_md5_sync(abs, md5, &size, dh_dsdigest_offset(abs), dsdig) < 0) {
 		snprintf(err->msg, sizeof(err->msg), "%.200s: %s", rel, strerror(errno));
 		goto done;
 	}
@@ -806,7 +806,7 @@ int ingest_register_file(hub *h, PGconn *c, const char *rel, const char *source_
 	t.pre_commit = fn;
 	t.pre_arg = arg;
 	/* the file is already at its place in the cache: "moving" it there is a no-op */
-	if (index_object(h, &t, o, ds, NULL, source_ae, abs, rel, abs, size, md5, dsmd5, &d) < 0) {
+	if (index_object(h, &t, o, ds, NULL, source_ae, abs, rel, abs, size, md5, dsdig, &d) < 0) {
 		*err = t.err;
 		goto done;
 	}

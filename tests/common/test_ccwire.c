@@ -394,7 +394,7 @@ static void test_ledger_chunk_roundtrip(void)
 	rows[0].sop_uid = "1.2.3.4.1";
 	rows[0].series_uid = "1.2.3.4";
 	rows[0].study_uid = "1.2.3";
-	rows[0].md5 = "0123456789abcdef0123456789abcdef";
+	rows[0].digest = "0123456789abcdef0123456789abcdef";
 	rows[0].patient_name = "DOE^JOHN\tab\\x"; /* what COPY must escape stays intact on the wire */
 	rows[0].instance_number = "12";
 	rows[0].transfer_syntax = "1.2.840.10008.1.2.1";
@@ -417,7 +417,7 @@ static void test_ledger_chunk_roundtrip(void)
 	CU_ASSERT_STRING_EQUAL(a.sop_uid, "1.2.3.4.1");
 	CU_ASSERT_STRING_EQUAL(a.series_uid, "1.2.3.4");
 	CU_ASSERT_STRING_EQUAL(a.study_uid, "1.2.3");
-	CU_ASSERT_STRING_EQUAL(a.md5, "0123456789abcdef0123456789abcdef");
+	CU_ASSERT_STRING_EQUAL(a.digest, "0123456789abcdef0123456789abcdef");
 	CU_ASSERT_STRING_EQUAL(a.patient_name, "DOE^JOHN\tab\\x");
 	CU_ASSERT_STRING_EQUAL(a.instance_number, "12");
 	CU_ASSERT_STRING_EQUAL(a.transfer_syntax, "1.2.840.10008.1.2.1");

@@ -14,7 +14,7 @@
  * character set rules.
  */
 #include "dcm.h"
-#include "dsmd5.h"
+#include "dsdigest.h"
 
 #include <CUnit/Basic.h>
 #include <stdio.h>
@@ -289,7 +289,7 @@ static void check_offset(const char *ts, const char *name)
 
 	off = dh_dcm_file_dataset_offset(path);
 	CU_ASSERT_EQUAL(off, 132L + 12L + (long)group_len);
-	CU_ASSERT_EQUAL(dh_dsmd5_offset(path), off); /* the fast path reads the same group length */
+	CU_ASSERT_EQUAL(dh_dsdigest_offset(path), off); /* the fast path reads the same group length */
 	/* the data set's first element is SOP Class UID (0008,0016) */
 	CU_ASSERT_EQUAL_FATAL(read_at(path, off, h, 4), 0);
 	CU_ASSERT_EQUAL(memcmp(h, "\x08\x00\x16\x00", 4), 0);
@@ -311,7 +311,7 @@ static void test_dataset_offset_missing_file(void)
 
 	path_in(path, sizeof(path), "does-not-exist.dcm");
 	CU_ASSERT_EQUAL(dh_dcm_file_dataset_offset(path), -1);
-	CU_ASSERT_EQUAL(dh_dsmd5_offset(path), -1);
+	CU_ASSERT_EQUAL(dh_dsdigest_offset(path), -1);
 }
 
 /* Files nobody here wrote: the fast path and DCMTK agree on where the data set starts. */
@@ -328,7 +328,7 @@ static void test_dataset_offset_samples(void)
 		seen++;
 		long off = dh_dcm_file_dataset_offset(path);
 		CU_ASSERT(off > 132);
-		CU_ASSERT_EQUAL(dh_dsmd5_offset(path), off);
+		CU_ASSERT_EQUAL(dh_dsdigest_offset(path), off);
 	}
 	CU_ASSERT(seen >= 3);
 }

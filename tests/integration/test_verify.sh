@@ -78,10 +78,10 @@ dh_spoke_psql "INSERT INTO ledger_instance (sop_uid, series_uid, study_uid, sop_
   FROM ledger_instance WHERE sop_uid = '${A_SOPS[0]}'"
 # extra at the hub: the spoke forgot an object (its ledger row is gone)
 dh_spoke_psql "DELETE FROM ledger_instance WHERE sop_uid = '${A_SOPS[1]}'"
-# wrong MD5 at the hub (of the data set: the file MD5s differ by their File Meta Information)
-dh_assert_eq "$(dh_spoke_psql "SELECT dataset_md5 FROM ledger_instance WHERE sop_uid = '${A_SOPS[2]}'")" \
-	"$(dh_psql "SELECT dataset_md5 FROM instance WHERE sop_uid = '${A_SOPS[2]}'")" "spoke and hub record one data set MD5"
-dh_psql "UPDATE instance SET dataset_md5 = '00000000000000000000000000000000' WHERE sop_uid = '${A_SOPS[2]}'"
+# wrong data set digest at the hub (the file MD5s differ by their File Meta Information)
+dh_assert_eq "$(dh_spoke_psql "SELECT dataset_digest FROM ledger_instance WHERE sop_uid = '${A_SOPS[2]}'")" \
+	"$(dh_psql "SELECT dataset_digest FROM instance WHERE sop_uid = '${A_SOPS[2]}'")" "spoke and hub record one data set digest"
+dh_psql "UPDATE instance SET dataset_digest = '00000000000000000000000000000000' WHERE sop_uid = '${A_SOPS[2]}'"
 # attribute differing: the spoke says another instance number for one object
 dh_spoke_psql "UPDATE ledger_instance SET instance_number = '99' WHERE sop_uid = '${B_SOPS[0]}'"
 # deletion not applied: deleted at the spoke, the DELETE never reached the hub
@@ -93,11 +93,11 @@ dh_spoke_psql "UPDATE ledger_instance SET series_uid = '$NEWSER' WHERE sop_uid =
 rc=0
 json=$(verify --json) || rc=$?
 dh_assert_eq 1 "$rc" "verify exits 1 when differences exist"
-dh_assert_eq "attribute deletion_not_applied extra_at_hub md5 missing_at_hub series_uid" "$(kinds <<<"$json")" "one difference of each injected kind"
+dh_assert_eq "attribute deletion_not_applied digest extra_at_hub missing_at_hub series_uid" "$(kinds <<<"$json")" "one difference of each injected kind"
 dh_assert_eq "$GHOST||present|absent|1" "$(records missing_at_hub <<<"$json")" "missing_at_hub names the object"
 dh_assert_eq "${A_SOPS[1]}||absent|present|1" "$(records extra_at_hub <<<"$json")" "extra_at_hub names the object"
-dh_assert_eq "${A_SOPS[2]}||$(dh_spoke_psql "SELECT dataset_md5 FROM ledger_instance WHERE sop_uid = '${A_SOPS[2]}'")|00000000000000000000000000000000|1" \
-	"$(records md5 <<<"$json")" "md5 shows both values"
+dh_assert_eq "${A_SOPS[2]}||$(dh_spoke_psql "SELECT dataset_digest FROM ledger_instance WHERE sop_uid = '${A_SOPS[2]}'")|00000000000000000000000000000000|1" \
+	"$(records digest <<<"$json")" "digest shows both values"
 dh_assert_eq "${B_SOPS[0]}|InstanceNumber|99|1|1" "$(records attribute <<<"$json")" "attribute shows both values"
 dh_assert_eq "${B_SOPS[1]}||deleted|present|1" "$(records deletion_not_applied <<<"$json")" "deletion not applied"
 HUBSER=$(dh_psql "SELECT se.series_uid FROM instance i JOIN series se ON se.pk = i.series_fk WHERE i.sop_uid = '${B_SOPS[2]}'")

@@ -1,7 +1,7 @@
 /*
- * dsmd5.c - where a DICOM file's data set starts (see dsmd5.h).
+ * dsdigest.c - where a DICOM file's data set starts (see dsdigest.h).
  */
-#include "dsmd5.h"
+#include "dsdigest.h"
 
 #include "dcm.h"
 
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-long dh_dsmd5_offset(const char *path)
+long dh_dsdigest_offset(const char *path)
 {
 	unsigned char b[144];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
