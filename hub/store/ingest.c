@@ -501,18 +501,27 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 				      o->instance_number, o->content_date, o->content_time, o->ts, rel,
 				      size_s, md5, source_ae, o->series_uid, dsdig };
 		char ipk[32] = "";
-		q1(t, "INSERT INTO instance (series_fk, sop_uid, received_sop_uid, received_study_uid, "
+		r = q(t, "INSERT INTO instance (series_fk, sop_uid, received_sop_uid, received_study_uid, "
 		      "received_accession, sop_class_uid, instance_number, content_date, content_time, "
 		      "transfer_syntax, file_path, file_size, md5, source_ae, received_series_uid, dataset_digest) "
 		      "VALUES ($1::bigint, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13, $14, $15, $16) "
-		      "RETURNING pk", 16, p, ipk, sizeof(ipk));
+		      /* whether an IOCM rejection note names it, in the same round trip (most never are) */
+		      "RETURNING pk, EXISTS (SELECT 1 FROM kos_reference r JOIN kos_document d ON d.pk = r.kos_fk "
+		      "WHERE d.rejection AND r.sop_uid = $3 AND r.study_uid = $4)",
+		      16, p);
+		int rejected = r && PQntuples(r) == 1 && PQgetvalue(r, 0, 1)[0] == 't';
+		if (r && PQntuples(r) == 1)
+			snprintf(ipk, sizeof(ipk), "%s", PQgetvalue(r, 0, 0));
+		PQclear(r);
+		r = NULL;
 		if (!t->failed && qr_index_instance(t->c, ds, ppk, stpk, sepk, ipk, &t->err) < 0)
 			t->failed = 1;
 		snprintf(reg_pk, sizeof(reg_pk), "%s", ipk);
 		/* an IOCM rejection note that came first keeps this object hidden */
 		int hidden = 0;
-		if (!t->failed && kos_hide_if_rejected(h, t->c, o->sop_uid, o->study_uid, study_uid, series_uid,
-						       sop_uid, &hidden, &t->err) < 0)
+		if (!t->failed && rejected &&
+		    kos_hide_if_rejected(h, t->c, o->sop_uid, o->study_uid, study_uid, series_uid, sop_uid, &hidden,
+					 &t->err) < 0)
 			t->failed = 1;
 	}
 	d->status = coerced ? ST_COERCED : ST_SUCCESS;
