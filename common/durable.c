@@ -350,19 +350,32 @@ int dh_durable_fanout_prepare(const char *root, int *removed)
 	return 0;
 }
 
-int dh_durable_md5_sync(const char *path, char *md5, long long *size, long from, char *digest_from)
+static void xxh_hex(XXH3_state_t *x, char out[33])
+{
+	XXH128_hash_t d = XXH3_128bits_digest(x);
+	snprintf(out, 33, "%016llx%016llx", (unsigned long long)d.high64, (unsigned long long)d.low64);
+}
+
+int dh_durable_md5_sync(const char *path, char *md5, long long *size, long from, char *digest_from,
+			char *file_digest)
 {
 	int rc = -1, e = 0, fd = open(path, O_RDONLY | O_CLOEXEC);
 	dh_md5 *h = NULL;
-	XXH3_state_t *x = NULL;
+	XXH3_state_t *x = NULL, *fx = NULL;
 	char buf[65536];
 
 	*size = 0;
 	if (digest_from)
 		digest_from[0] = '\0';
+	if (file_digest)
+		file_digest[0] = '\0';
 	if (fd < 0 || dh_md5_new(&h) < 0)
 		goto done;
 	if (digest_from && from >= 0 && (!(x = XXH3_createState()) || XXH3_128bits_reset(x) != XXH_OK)) {
+		errno = ENOMEM;
+		goto done;
+	}
+	if (file_digest && (!(fx = XXH3_createState()) || XXH3_128bits_reset(fx) != XXH_OK)) {
 		errno = ENOMEM;
 		goto done;
 	}
@@ -375,6 +388,8 @@ int dh_durable_md5_sync(const char *path, char *md5, long long *size, long from,
 		if (n == 0)
 			break;
 		dh_md5_update(h, buf, (size_t)n);
+		if (fx)
+			XXH3_128bits_update(fx, buf, (size_t)n);
 		if (x && *size + n > from) {
 			long long skip = from > *size ? from - *size : 0;
 			XXH3_128bits_update(x, buf + skip, (size_t)(n - skip));
@@ -383,16 +398,18 @@ int dh_durable_md5_sync(const char *path, char *md5, long long *size, long from,
 	}
 	if (dh_md5_final(h, md5) < 0 || dh_durable_fsync_fd(fd) < 0)
 		goto done;
-	if (x && from <= *size) {
-		XXH128_hash_t d = XXH3_128bits_digest(x);
-		snprintf(digest_from, 33, "%016llx%016llx", (unsigned long long)d.high64, (unsigned long long)d.low64);
-	}
+	if (x && from <= *size)
+		xxh_hex(x, digest_from);
+	if (fx)
+		xxh_hex(fx, file_digest);
 	rc = 0;
 done:
 	e = errno;
 	dh_md5_free(h);
 	if (x)
 		XXH3_freeState(x);
+	if (fx)
+		XXH3_freeState(fx);
 	if (fd >= 0)
 		close(fd);
 	errno = e;

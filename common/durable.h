@@ -34,9 +34,12 @@ int dh_durable_rename(const char *from, const char *to);
  * digest_from (may be NULL; 33 bytes) and from >= 0, the same pass also
  * gives the XXH3-128 digest (hex) of the bytes from offset from on (a DICOM
  * file's data set, common/dsdigest.h); digest_from is "" when from is < 0
- * or past the end.
+ * or past the end. With file_digest (may be NULL; 33 bytes), the XXH3-128
+ * of the whole file (hex): the cheap check the archiver and the nearline
+ * read path use against the bytes as received (hub 012_file_digest.sql).
  */
-int dh_durable_md5_sync(const char *path, char *md5, long long *size, long from, char *digest_from);
+int dh_durable_md5_sync(const char *path, char *md5, long long *size, long from, char *digest_from,
+			char *file_digest);
 
 /*
  * rename(from, to) of a file already fsync'ed (dh_durable_md5_sync), then

@@ -316,7 +316,7 @@ static int store(spoke *s, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		}
 	}
 	/* one read: the file's MD5 and the data set's, which hubctl verify compares with the hub's ('' unknown) */
-	if (dh_durable_md5_sync(tmp, md5, &size, dh_dsdigest_offset(tmp), dsdig) < 0) {
+	if (dh_durable_md5_sync(tmp, md5, &size, dh_dsdigest_offset(tmp), dsdig, NULL) < 0) {
 		int e = errno;
 		status = (e == ENOSPC || e == EDQUOT) ? ST_OUT_OF_RESOURCES : ST_PROCESSING_FAILURE;
 		snprintf(comment, sizeof(comment), "cannot write object: %.40s", strerror(e));

@@ -834,13 +834,13 @@ static void copy_instance(ctx *t, const char *old_sop, const char *new_sop, cons
 	     "sop_class_uid, instance_number, content_date, content_time, transfer_syntax, file_path, file_size, "
 	     "md5, source_ae, received_at, tar_fk, tar_offset, tar_size, received_series_uid, moved, "
 	     "completion_flag, verification_flag, concept_code_value, concept_scheme, concept_version, "
-	     "concept_meaning, dataset_digest) "
+	     "concept_meaning, dataset_digest, file_digest) "
 	     "SELECT $1::bigint, $3, i.received_sop_uid, i.received_study_uid, i.received_accession, "
 	     "i.sop_class_uid, i.instance_number, i.content_date, i.content_time, i.transfer_syntax, i.file_path, "
 	     "i.file_size, i.md5, i.source_ae, i.received_at, i.tar_fk, i.tar_offset, i.tar_size, "
 	     "CASE WHEN i.received_series_uid = '' THEN se.series_uid ELSE i.received_series_uid END, true, "
 	     "i.completion_flag, i.verification_flag, i.concept_code_value, i.concept_scheme, i.concept_version, "
-	     "i.concept_meaning, i.dataset_digest FROM instance i JOIN series se ON se.pk = i.series_fk WHERE i.sop_uid = $2",
+	     "i.concept_meaning, i.dataset_digest, i.file_digest FROM instance i JOIN series se ON se.pk = i.series_fk WHERE i.sop_uid = $2",
 	  3, cp);
 }
 

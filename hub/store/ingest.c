@@ -8,7 +8,8 @@
  *      File Meta Information added from the command);
  *   2. it is parsed and checked against the command (A900 when it is not an
  *      instance of the SOP class, lacks its UIDs, or is damaged);
- *   3. its MD5 is computed while the file is read back, and it is fsync'ed;
+ *   3. its MD5 (and XXH3-128 digests of the file and of its data set) are
+ *      computed while the file is read back, and it is fsync'ed;
  *   4. one PostgreSQL transaction, serialised per SOP Instance UID by an
  *      advisory lock, applies the duplicate policy (seeds/kb-8993,
  *      conformance §2.2.1.6.1.3), renames the file into place durably and
@@ -255,7 +256,7 @@ static void remap_uid(tx *t, const char *kind, const char *old_uid, const char *
  */
 static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, const dh_kos *kos,
 			const char *source_ae, const char *tmp, const char *rel, const char *abs, long long size,
-			const char *md5, const char *dsdig, decision *d)
+			const char *md5, const char *dsdig, const char *fdig, decision *d)
 {
 	char study_uid[DH_UID_MAX + 1], series_uid[DH_UID_MAX + 1], sop_uid[DH_UID_MAX + 1];
 	char study_acc[TXT] = "", ppk[32], stpk[32], sepk[32], size_s[32];
@@ -317,8 +318,8 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 		if (r && reconcile >= 0) {
 			/* the old file stays (a TAR or another row may name it); the new one is archived afresh */
 			snprintf(size_s, sizeof(size_s), "%lld", size);
-			const char *up[11] = { PQgetvalue(r, reconcile, 0), rel, size_s, md5, o->ts, source_ae,
-					       o->sop_uid, o->study_uid, o->accession, o->series_uid, dsdig };
+			const char *up[12] = { PQgetvalue(r, reconcile, 0), rel, size_s, md5, o->ts, source_ae,
+					       o->sop_uid, o->study_uid, o->accession, o->series_uid, dsdig, fdig };
 			if (dh_durable_rename_synced(tmp, abs) < 0) {
 				t->failed = 1;
 				snprintf(t->err.msg, sizeof(t->err.msg), "cannot move object into cache: %s",
@@ -329,8 +330,9 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 			x(t, "UPDATE instance SET file_path = $2, file_size = $3::bigint, md5 = $4, "
 			     "transfer_syntax = $5, source_ae = $6, received_at = now(), received_sop_uid = $7, "
 			     "received_study_uid = $8, received_accession = $9, received_series_uid = $10, moved = false, "
-			     "tar_fk = NULL, tar_offset = NULL, tar_size = NULL, dataset_digest = $11 WHERE pk = $1::bigint",
-			  11, up);
+			     "tar_fk = NULL, tar_offset = NULL, tar_size = NULL, dataset_digest = $11, file_digest = $12 "
+			     "WHERE pk = $1::bigint",
+			  12, up);
 			d->status = ST_SUCCESS;
 			snprintf(d->hub_sop_uid, sizeof(d->hub_sop_uid), "%s", o->sop_uid);
 			snprintf(reg_pk, sizeof(reg_pk), "%s", PQgetvalue(r, reconcile, 0));
@@ -364,7 +366,8 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 						d->old_file[0] = '\0';
 				}
 				snprintf(size_s, sizeof(size_s), "%lld", size);
-				const char *up[7] = { PQgetvalue(r, same, 0), rel, size_s, md5, o->ts, source_ae, dsdig };
+				const char *up[8] = { PQgetvalue(r, same, 0), rel, size_s, md5, o->ts, source_ae, dsdig,
+						      fdig };
 				if (dh_durable_rename_synced(tmp, abs) < 0) {
 					t->failed = 1;
 					snprintf(t->err.msg, sizeof(t->err.msg), "cannot move object into cache: %s",
@@ -375,8 +378,9 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 				/* new content: it is archived afresh (the old TAR keeps the old bytes) */
 				x(t, "UPDATE instance SET file_path = $2, file_size = $3::bigint, md5 = $4, "
 				     "transfer_syntax = $5, source_ae = $6, received_at = now(), "
-				     "tar_fk = NULL, tar_offset = NULL, tar_size = NULL, dataset_digest = $7 WHERE pk = $1::bigint",
-				  7, up);
+				     "tar_fk = NULL, tar_offset = NULL, tar_size = NULL, dataset_digest = $7, "
+				     "file_digest = $8 WHERE pk = $1::bigint",
+				  8, up);
 				d->status = coerced ? ST_COERCED : ST_SUCCESS;
 				snprintf(d->hub_sop_uid, sizeof(d->hub_sop_uid), "%s", o->sop_uid);
 				snprintf(reg_pk, sizeof(reg_pk), "%s", PQgetvalue(r, same, 0));
@@ -497,18 +501,19 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 	d->stored = 1;
 	snprintf(size_s, sizeof(size_s), "%lld", size);
 	{
-		const char *p[16] = { sepk, sop_uid, o->sop_uid, o->study_uid, o->accession, o->sop_class,
+		const char *p[17] = { sepk, sop_uid, o->sop_uid, o->study_uid, o->accession, o->sop_class,
 				      o->instance_number, o->content_date, o->content_time, o->ts, rel,
-				      size_s, md5, source_ae, o->series_uid, dsdig };
+				      size_s, md5, source_ae, o->series_uid, dsdig, fdig };
 		char ipk[32] = "";
 		r = q(t, "INSERT INTO instance (series_fk, sop_uid, received_sop_uid, received_study_uid, "
 		      "received_accession, sop_class_uid, instance_number, content_date, content_time, "
-		      "transfer_syntax, file_path, file_size, md5, source_ae, received_series_uid, dataset_digest) "
-		      "VALUES ($1::bigint, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13, $14, $15, $16) "
+		      "transfer_syntax, file_path, file_size, md5, source_ae, received_series_uid, dataset_digest, "
+		      "file_digest) "
+		      "VALUES ($1::bigint, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::bigint, $13, $14, $15, $16, $17) "
 		      /* whether an IOCM rejection note names it, in the same round trip (most never are) */
 		      "RETURNING pk, EXISTS (SELECT 1 FROM kos_reference r JOIN kos_document d ON d.pk = r.kos_fk "
 		      "WHERE d.rejection AND r.sop_uid = $3 AND r.study_uid = $4)",
-		      16, p);
+		      17, p);
 		int rejected = r && PQntuples(r) == 1 && PQgetvalue(r, 0, 1)[0] == 't';
 		if (r && PQntuples(r) == 1)
 			snprintf(ipk, sizeof(ipk), "%s", PQgetvalue(r, 0, 0));
@@ -639,7 +644,7 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 	const int timeout = (int)h->cfg.dimse_timeout;
 	const char *cache = h->cfg.cache_dir;
 	char uuid[37], tmp[1024], rel[128], abs[1200], err[512] = "", md5[DH_MD5_HEX_LEN + 1];
-	char dsdig[DH_DSDIGEST_HEX_LEN + 1] = "";
+	char dsdig[DH_DSDIGEST_HEX_LEN + 1] = "", fdig[DH_DSDIGEST_HEX_LEN + 1] = "";
 	decision d;
 	obj_attrs *o = NULL;
 	dh_dcm_ds *ds = NULL;
@@ -703,7 +708,7 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		goto respond;
 	}
 	/* one read: the file's MD5 and the data set's (verify compares it with the spoke's; '' unknown) */
-	if (dh_durable_md5_sync(tmp, md5, &size, dh_dsdigest_offset(tmp), dsdig) < 0) {
+	if (dh_durable_md5_sync(tmp, md5, &size, dh_dsdigest_offset(tmp), dsdig, fdig) < 0) {
 		int e = errno;
 		d.status = (e == ENOSPC || e == EDQUOT) ? ST_OUT_OF_RESOURCES : ST_PROCESSING_FAILURE;
 		snprintf(d.comment, sizeof(d.comment), "cannot write object: %s", strerror(e));
@@ -732,7 +737,7 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		int ir = kos_why[0] ? quarantine_object(&t, o, dh_dcm_assoc_calling_ae(a), tmp, rel, abs, size, md5,
 							kos_why, &d)
 				    : index_object(h, &t, o, ds, kos, dh_dcm_assoc_calling_ae(a), tmp, rel, abs, size,
-						   md5, dsdig, &d);
+						   md5, dsdig, fdig, &d);
 		if (ir == 0 && d.quarantine_why[0] && !kos_why[0]) {
 			snprintf(kos_why, sizeof(kos_why), "%s", d.quarantine_why);
 			memset(&d, 0, sizeof(d));
@@ -786,6 +791,7 @@ int ingest_register_file(hub *h, PGconn *c, const char *rel, const char *source_
 			 void *arg, unsigned int *status, char *comment, size_t clen, dh_db_err *err)
 {
 	char abs[1200], md5[DH_MD5_HEX_LEN + 1], dsdig[DH_DSDIGEST_HEX_LEN + 1] = "", why[512];
+	char fdig[DH_DSDIGEST_HEX_LEN + 1] = "";
 	obj_attrs *o = NULL;
 	dh_dcm_ds *ds = NULL;
 	long long size = 0;
@@ -807,7 +813,7 @@ int ingest_register_file(hub *h, PGconn *c, const char *rel, const char *source_
 		goto done;
 	}
 	read_attrs(ds, o);
-	if (dh_durable_md5_sync(abs, md5, &size, dh_dsdigest_offset(abs), dsdig) < 0) {
+	if (dh_durable_md5_sync(abs, md5, &size, dh_dsdigest_offset(abs), dsdig, fdig) < 0) {
 		snprintf(err->msg, sizeof(err->msg), "%.200s: %s", rel, strerror(errno));
 		goto done;
 	}
@@ -815,7 +821,7 @@ int ingest_register_file(hub *h, PGconn *c, const char *rel, const char *source_
 	t.pre_commit = fn;
 	t.pre_arg = arg;
 	/* the file is already at its place in the cache: "moving" it there is a no-op */
-	if (index_object(h, &t, o, ds, NULL, source_ae, abs, rel, abs, size, md5, dsdig, &d) < 0) {
+	if (index_object(h, &t, o, ds, NULL, source_ae, abs, rel, abs, size, md5, dsdig, fdig, &d) < 0) {
 		*err = t.err;
 		goto done;
 	}

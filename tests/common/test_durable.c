@@ -339,24 +339,27 @@ static void test_md5_sync_and_rename(void)
 	path_in(from, sizeof(from), "obj.part");
 	path_in(to, sizeof(to), "obj.dcm");
 	CU_ASSERT_EQUAL_FATAL(dh_durable_write_file(from, "abc", 3), 0);
-	CU_ASSERT_EQUAL_FATAL(dh_durable_md5_sync(from, md5, &size, -1, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(dh_durable_md5_sync(from, md5, &size, -1, NULL, NULL), 0);
 	CU_ASSERT_STRING_EQUAL(md5, "900150983cd24fb0d6963f7d28e17f72"); /* RFC 1321's "abc" */
 	CU_ASSERT_EQUAL(size, 3);
 	/* the XXH3-128 of the bytes from an offset, in the same pass: "bc", "", and "" past the end */
-	char tail[33] = "x";
-	CU_ASSERT_EQUAL_FATAL(dh_durable_md5_sync(from, md5, &size, 1, tail), 0);
+	char tail[33] = "x", whole[33] = "x";
+	CU_ASSERT_EQUAL_FATAL(dh_durable_md5_sync(from, md5, &size, 1, tail, whole), 0);
 	CU_ASSERT_STRING_EQUAL(md5, "900150983cd24fb0d6963f7d28e17f72");
 	CU_ASSERT_STRING_EQUAL(tail, xxh128_hex("bc", 2));
-	CU_ASSERT_EQUAL_FATAL(dh_durable_md5_sync(from, md5, &size, 3, tail), 0);
+	/* and of the whole file */
+	CU_ASSERT_STRING_EQUAL(whole, xxh128_hex("abc", 3));
+	CU_ASSERT_EQUAL_FATAL(dh_durable_md5_sync(from, md5, &size, 3, tail, NULL), 0);
 	CU_ASSERT_STRING_EQUAL(tail, xxh128_hex("", 0));
-	CU_ASSERT_EQUAL_FATAL(dh_durable_md5_sync(from, md5, &size, 4, tail), 0);
+	CU_ASSERT_EQUAL_FATAL(dh_durable_md5_sync(from, md5, &size, 4, tail, whole), 0);
 	CU_ASSERT_STRING_EQUAL(tail, "");
+	CU_ASSERT_STRING_EQUAL(whole, xxh128_hex("abc", 3));
 	CU_ASSERT_EQUAL_FATAL(dh_durable_rename_synced(from, to), 0);
 	CU_ASSERT_EQUAL(stat(to, &st), 0);
 	CU_ASSERT_NOT_EQUAL(stat(from, &st), 0);
 	/* a missing file: -1 with errno, no crash */
 	errno = 0;
-	CU_ASSERT_EQUAL(dh_durable_md5_sync(from, md5, &size, -1, NULL), -1);
+	CU_ASSERT_EQUAL(dh_durable_md5_sync(from, md5, &size, -1, NULL, NULL), -1);
 	CU_ASSERT_EQUAL(errno, ENOENT);
 	CU_ASSERT_EQUAL(dh_durable_rename_synced(from, to), -1);
 }
