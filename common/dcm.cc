@@ -43,6 +43,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <new>
 #include <vector>
@@ -2032,4 +2033,174 @@ extern "C" int dh_dcm_ds_to_utf8(dh_dcm_ds *ds)
 	if (d->findAndGetOFStringArray(DCM_SpecificCharacterSet, cs).bad() || cs.empty())
 		return DH_DCM_OK;
 	return d->convertToUTF8().good() ? DH_DCM_OK : DH_DCM_ERROR;
+}
+
+/* ---- queued responses (dh_dcm_rspq_*) ------------------------------------- */
+
+#define RSPQ_CHUNK 65536
+
+static double rspq_now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
+struct dh_dcm_rspq {
+	dh_dcm_assoc *a;
+	T_ASC_PresentationContextID pc_id;
+	E_TransferSyntax xfer;
+	size_t frag;                    /* data bytes per PDV: DIMSE's buffer, cut to the peer's PDU size */
+	std::vector<unsigned char> cmd; /* the command set, the same for every response */
+	std::vector<unsigned char> out; /* PDUs not written yet */
+	size_t write_at;                /* out's size that triggers a write */
+	double oldest;                  /* when the first response in out was queued */
+	bool broken;
+};
+
+/* Appends len bytes as P-DATA-TF PDUs of one PDV each, as DUL frames them (PS3.8 9.3.5). */
+static void rspq_put_pdus(dh_dcm_rspq *q, bool command, const unsigned char *b, size_t len)
+{
+	size_t off = 0;
+	do {
+		size_t n = len - off < q->frag ? len - off : q->frag;
+		uint32_t pdv = (uint32_t)n + 2, pdu = pdv + 4;
+		unsigned char h[12] = { 0x04, 0x00, (unsigned char)(pdu >> 24), (unsigned char)(pdu >> 16),
+					(unsigned char)(pdu >> 8), (unsigned char)pdu, (unsigned char)(pdv >> 24),
+					(unsigned char)(pdv >> 16), (unsigned char)(pdv >> 8), (unsigned char)pdv,
+					(unsigned char)q->pc_id,
+					(unsigned char)((command ? 1 : 0) | (off + n == len ? 2 : 0)) };
+		q->out.insert(q->out.end(), h, h + sizeof(h));
+		q->out.insert(q->out.end(), b + off, b + off + n);
+		off += n;
+	} while (off < len);
+}
+
+/* Encodes ds as sendDcmDataset does: explicit lengths, group lengths recalculated, no padding. */
+static OFCondition rspq_encode(DcmDataset *ds, E_TransferSyntax xfer, E_GrpLenEncoding gl,
+			       std::vector<unsigned char> &out)
+{
+	VecOutputStream os;
+	ds->transferInit();
+	OFCondition c = ds->write(os, xfer, EET_ExplicitLength, NULL, gl, EPD_withoutPadding);
+	ds->transferEnd();
+	os.flush();
+	if (c.good())
+		out.swap(os.bytes());
+	return c;
+}
+
+extern "C" int dh_dcm_rspq_new(dh_dcm_assoc *a, const dh_dcm_cmd *cmd, unsigned int status, dh_dcm_rspq **out)
+{
+	*out = NULL;
+	const char *ts = dh_dcm_assoc_pc_ts(a, cmd->pc_id);
+	if (!ts || cmd->type != DH_DIMSE_C_FIND_RQ)
+		return DH_DCM_ERROR;
+	DcmXfer x(ts);
+	if (x.getXfer() == EXS_Unknown || x.isEncapsulated() || x.getStreamCompression() != ESC_none)
+		return DH_DCM_ERROR; /* a C-FIND context carries a native syntax; anything else stays with DIMSE */
+	dh_dcm_rspq *q = new (std::nothrow) dh_dcm_rspq();
+	if (!q)
+		return DH_DCM_ERROR;
+	q->a = a;
+	q->pc_id = (T_ASC_PresentationContextID)cmd->pc_id;
+	q->xfer = x.getXfer();
+	size_t frag = a->assoc->sendPDVLength ? a->assoc->sendPDVLength : ASC_MINIMUMPDUSIZE - 12;
+	Uint32 max_out = dcmMaxOutgoingPDUSize.get();
+	if (max_out > 12 && frag + 12 > max_out)
+		frag = max_out - 12;
+	long peer = a->assoc->params->theirMaxPDUReceiveSize;
+	if (peer >= 14 && frag + 12 > (size_t)peer)
+		frag = (size_t)peer - 12;
+	q->frag = frag;
+	/* the command set of DIMSE_buildCmdObject for a C-FIND-RSP with a data set */
+	DcmDataset c;
+	OFCondition e = c.putAndInsertUint32(DCM_CommandGroupLength, 0);
+	if (e.good())
+		e = c.putAndInsertString(DCM_AffectedSOPClassUID, cmd->sop_class);
+	if (e.good())
+		e = c.putAndInsertUint16(DCM_CommandField, DIMSE_C_FIND_RSP);
+	if (e.good())
+		e = c.putAndInsertUint16(DCM_MessageIDBeingRespondedTo, (Uint16)cmd->msg_id);
+	if (e.good())
+		e = c.putAndInsertUint16(DCM_CommandDataSetType, DIMSE_DATASET_PRESENT);
+	if (e.good())
+		e = c.putAndInsertUint16(DCM_Status, (Uint16)status);
+	try {
+		if (e.good())
+			e = rspq_encode(&c, EXS_LittleEndianImplicit, EGL_withGL, q->cmd);
+	} catch (const std::bad_alloc &) {
+		e = EC_MemoryExhausted;
+	}
+	if (e.bad()) {
+		delete q;
+		return DH_DCM_ERROR;
+	}
+	*out = q;
+	return DH_DCM_OK;
+}
+
+extern "C" int dh_dcm_rspq_flush(dh_dcm_rspq *q)
+{
+	if (q->broken)
+		return DH_DCM_ERROR;
+	DcmTransportConnection *conn = DUL_getTransportConnection(q->a->assoc->DULassociation);
+	size_t off = 0;
+	while (off < q->out.size()) {
+		ssize_t n = conn ? conn->write(q->out.data() + off, q->out.size() - off) : -1;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			q->broken = true;
+			q->out.clear();
+			return DH_DCM_ERROR;
+		}
+		off += (size_t)n;
+	}
+	/*
+	 * The first response goes out alone, so that the SCU starts on it at
+	 * once; then each write may be twice the last, up to RSPQ_CHUNK: a few
+	 * writes for hundreds of responses, and the SCU never waits long.
+	 */
+	q->write_at = q->out.size() * 2 < RSPQ_CHUNK ? q->out.size() * 2 : RSPQ_CHUNK;
+	q->out.clear();
+	return DH_DCM_OK;
+}
+
+extern "C" double dh_dcm_rspq_age_ms(const dh_dcm_rspq *q)
+{
+	return q->out.empty() ? 0.0 : rspq_now_ms() - q->oldest;
+}
+
+extern "C" int dh_dcm_rspq_add(dh_dcm_rspq *q, const dh_dcm_ds *ds)
+{
+	if (q->broken)
+		return DH_DCM_ERROR;
+	DcmDataset *d = const_cast<dh_dcm_ds *>(ds)->ff.getDataset();
+	/* the checks DIMSE_sendMessage makes before it sends a data set */
+	if (d->isEmpty() || !d->canWriteXfer(q->xfer))
+		return DH_DCM_ERROR;
+	size_t had = q->out.size();
+	try {
+		std::vector<unsigned char> data;
+		if (rspq_encode(d, q->xfer, EGL_recalcGL, data).bad())
+			return DH_DCM_ERROR;
+		if (data.size() % 2)
+			data.push_back(0); /* not for a native syntax; DIMSE pads the same way */
+		if (q->out.empty())
+			q->oldest = rspq_now_ms();
+		rspq_put_pdus(q, true, q->cmd.data(), q->cmd.size());
+		rspq_put_pdus(q, false, data.data(), data.size());
+	} catch (const std::bad_alloc &) {
+		q->out.resize(had); /* no half message in the queue */
+		return DH_DCM_ERROR;
+	}
+	if (q->out.size() >= q->write_at)
+		return dh_dcm_rspq_flush(q);
+	return DH_DCM_OK;
+}
+
+extern "C" void dh_dcm_rspq_free(dh_dcm_rspq *q)
+{
+	delete q;
 }

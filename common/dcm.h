@@ -227,6 +227,37 @@ int dh_dcm_receive_dataset(dh_dcm_assoc *a, int timeout_s, dh_dcm_ds **out, char
 int dh_dcm_send_response(dh_dcm_assoc *a, const dh_dcm_cmd *cmd, unsigned int status,
 			 const dh_dcm_ds *ds, const char *error_comment, const int counts[4]);
 
+/*
+ * Responses with a data set to cmd that go out in bulk: a C-FIND SCP's
+ * pending responses. DIMSE writes each message as two PDUs of two write()
+ * calls each, which for a query with hundreds of matches costs more than
+ * the query itself (a system call and a wake-up of the peer per call).
+ * A queue encodes every response to the same bytes DIMSE would send (same
+ * command set, transfer syntax and PDU fragmentation) and writes them in
+ * growing chunks: the first response alone (the peer starts on it at
+ * once), then each write up to twice the previous one, at most 64 KiB.
+ * What waits in the queue reaches the peer only with a later write: flush
+ * when the queue has waited long enough (dh_dcm_rspq_age_ms) and before
+ * the final response, which goes through dh_dcm_send_response as before.
+ * A queue belongs to one command of one association and one thread.
+ */
+typedef struct dh_dcm_rspq dh_dcm_rspq;
+
+/* A queue of responses to cmd with status (e.g. 0xFF00). *out is the caller's. */
+int dh_dcm_rspq_new(dh_dcm_assoc *a, const dh_dcm_cmd *cmd, unsigned int status, dh_dcm_rspq **out);
+
+/* Encodes one response carrying ds; writes the queue when it is due (see above). */
+int dh_dcm_rspq_add(dh_dcm_rspq *q, const dh_dcm_ds *ds);
+
+/* Writes everything queued. DH_DCM_ERROR once a write failed (the association is gone). */
+int dh_dcm_rspq_flush(dh_dcm_rspq *q);
+
+/* How long (ms) the oldest response not yet written has waited; 0 when none waits. */
+double dh_dcm_rspq_age_ms(const dh_dcm_rspq *q);
+
+/* Frees q; what was not flushed is dropped. NULL is fine. */
+void dh_dcm_rspq_free(dh_dcm_rspq *q);
+
 /* C-ECHO as SCU on an accepted Verification context. *status gets the DIMSE status. */
 int dh_dcm_echo(dh_dcm_assoc *a, int timeout_s, unsigned int *status);
 

@@ -2,10 +2,13 @@
  * qr_find.c - the C-FIND SCP (conformance §2.2.1.6.3).
  *
  * One request: receive the identifier, translate it (qr_query.c), run it
- * against the index through a cursor and answer one pending response per
- * match, then the final status. The cursor keeps memory flat on broad
- * queries: rows are fetched in batches while responses go out, and a
- * C-CANCEL is looked for between responses.
+ * against the index as one statement whose rows stream back one at a time
+ * (libpq's single-row mode), and answer one pending response per match,
+ * then the final status. Streaming keeps memory flat on broad queries and
+ * lets the first responses leave while the server still computes the
+ * rest; a C-CANCEL is looked for between responses. Pending responses are
+ * queued and written in growing chunks (dh_dcm_rspq_*, dcm.h), the same
+ * bytes DIMSE would send in far fewer writes.
  *
  * Statuses (Table 2-29): A900 when the identifier does not fit the model,
  * C000 when the database cannot be reached or fails (the pool reconnects
@@ -15,6 +18,8 @@
  *
  * Known limitation: the borrowed connection is held while responses are
  * sent, so a slow SCU keeps one pool connection for its query's duration.
+ * A query that ends early (cancel, association lost) closes its
+ * connection, which ends the statement; the pool reopens one when needed.
  */
 #include "hub.h"
 #include "log.h"
@@ -34,7 +39,7 @@
 
 #define KEY_LEN 65536 /* UID lists can be long */
 #define ITEM_LEN 1024
-#define BATCH "100"
+#define STALE_MS 2.0 /* longest a queued pending response waits for a write */
 
 int qr_is_model(const char *uid)
 {
@@ -165,6 +170,19 @@ static dh_dcm_ds *response(hub *h, const qr_ident *id, const qr_sql *q, PGresult
 	return rsp;
 }
 
+/* err from a failed result (or, with res NULL, from the connection), as dh_db_query fills it. */
+static void conn_err(PGconn *c, const PGresult *res, dh_db_err *err)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	if (!state)
+		state = PQstatus(c) == CONNECTION_OK ? "" : "08006";
+	snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
+	snprintf(err->msg, sizeof(err->msg), "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(c));
+	size_t n = strlen(err->msg);
+	while (n > 0 && (err->msg[n - 1] == '\n' || err->msg[n - 1] == ' '))
+		err->msg[--n] = '\0';
+}
+
 int qr_find(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 {
 	const int timeout = (int)h->cfg.dimse_timeout;
@@ -173,9 +191,10 @@ int qr_find(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 	qr_sql q;
 	PGconn *c = NULL;
 	PGresult *res = NULL;
+	dh_dcm_rspq *rq = NULL;
 	dh_db_err err;
 	char msg[512] = "";
-	int rc = -1, broken = 0, in_tx = 0, matches = 0;
+	int rc = -1, broken = 0, running = 0, matches = 0;
 	unsigned int status = ST_SUCCESS;
 
 	memset(&q, 0, sizeof(q));
@@ -209,28 +228,39 @@ int qr_find(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		snprintf(msg, sizeof(msg), "database unavailable");
 		goto answer;
 	}
-	/* a cursor needs a transaction; READ ONLY documents that nothing changes */
-	if (dh_db_exec(c, "BEGIN READ ONLY", 0, NULL, &err) < 0)
+	/*
+	 * One statement, its rows streamed back one at a time (libpq's
+	 * single-row mode): one round trip, memory flat however many match,
+	 * and the first response can leave while the server still computes
+	 * the rest (counts and modalities cost per study).
+	 */
+	if (!PQsendQueryParams(c, q.sql, q.n_params, NULL, (const char *const *)q.params, NULL, NULL, 0)) {
+		conn_err(c, NULL, &err);
 		goto db_failed;
-	in_tx = 1;
-	{
-		size_t len = strlen(q.sql) + 64;
-		char *decl = malloc(len);
-		if (!decl) {
-			status = ST_UNABLE;
-			snprintf(msg, sizeof(msg), "out of memory");
-			goto answer;
-		}
-		snprintf(decl, len, "DECLARE qr_find_cur NO SCROLL CURSOR FOR %s", q.sql);
-		int e = dh_db_exec(c, decl, q.n_params, (const char *const *)q.params, &err);
-		free(decl);
-		if (e < 0)
-			goto db_failed;
 	}
+	running = 1;
+	(void)PQsetSingleRowMode(c); /* if refused, the rows come in one result: same loop */
+	/*
+	 * Pending responses go out through a queue (dcm.h): a few writes in
+	 * growing chunks rather than four write() calls each. Without one (it
+	 * only refuses contexts a C-FIND never has) each goes through DIMSE.
+	 */
+	if (dh_dcm_rspq_new(a, cmd, ST_PENDING, &rq) != DH_DCM_OK)
+		rq = NULL;
 	for (;;) {
-		res = dh_db_query(c, "FETCH " BATCH " FROM qr_find_cur", 0, NULL, &err);
-		if (!res)
+		/* nothing waits long for the next chunk, whatever the database's pace */
+		if (rq && dh_dcm_rspq_age_ms(rq) >= STALE_MS && dh_dcm_rspq_flush(rq) != DH_DCM_OK)
+			goto done;
+		res = PQgetResult(c);
+		if (!res) {
+			running = 0;
+			break;
+		}
+		ExecStatusType st = PQresultStatus(res);
+		if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK) {
+			conn_err(c, res, &err);
 			goto db_failed;
+		}
 		int rows = PQntuples(res);
 		for (int r = 0; r < rows; r++) {
 			int cancel = dh_dcm_check_cancel(a, cmd->msg_id);
@@ -254,16 +284,14 @@ int qr_find(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 				snprintf(msg, sizeof(msg), "out of memory");
 				goto answer;
 			}
-			int s = dh_dcm_send_response(a, cmd, ST_PENDING, rsp, NULL, NULL);
+			int sent = rq ? dh_dcm_rspq_add(rq, rsp) : dh_dcm_send_response(a, cmd, ST_PENDING, rsp, NULL, NULL);
 			dh_dcm_ds_free(rsp);
-			if (s != DH_DCM_OK)
+			if (sent != DH_DCM_OK)
 				goto done;
 			matches++;
 		}
 		PQclear(res);
 		res = NULL;
-		if (rows == 0)
-			break;
 	}
 	DH_INFO("C-FIND %s level: %d matches", LEVEL_NAME[q.level], matches);
 	goto answer;
@@ -271,17 +299,31 @@ int qr_find(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 db_failed:
 	DH_WARN("C-FIND: database error: %s (%s)", err.msg, err.sqlstate);
 	broken = dh_db_conn_lost(c, &err);
+	if (running && !broken) {
+		/* after an error only the end of the statement's results follows */
+		PQclear(res);
+		while ((res = PQgetResult(c)) != NULL)
+			PQclear(res);
+		running = 0;
+	}
 	status = ST_UNABLE;
 	snprintf(msg, sizeof(msg), "database error");
 answer:
+	/* every pending response queued so far goes before the final one */
+	if (rq && dh_dcm_rspq_flush(rq) != DH_DCM_OK)
+		goto done;
 	rc = dh_dcm_send_response(a, cmd, status, NULL, status == ST_SUCCESS || status == ST_CANCEL ? NULL : msg,
 				  NULL) == DH_DCM_OK ? 0 : -1;
 done:
+	dh_dcm_rspq_free(rq);
 	PQclear(res);
 	if (c) {
-		if (in_tx && !broken)
-			PQclear(PQexec(c, "ROLLBACK")); /* read only: ending it either way is the same */
-		if (!broken && PQstatus(c) != CONNECTION_OK)
+		/*
+		 * Still streaming (a cancel, a broken association): closing the
+		 * connection ends the statement; the pool opens a new one when
+		 * needed. Cheaper to get right than cancelling and draining.
+		 */
+		if (running || PQstatus(c) != CONNECTION_OK)
 			broken = 1;
 		dh_db_put(h->db, c, broken);
 	}

@@ -248,6 +248,11 @@ cfind cancel -S 0008,0052=IMAGE "0020,000D=$BULK" 0008,0018 --cancel=1
 dh_assert_eq 0xfe00 "$(final cancel)" "cancel: final FE00"
 [ "$(count cancel)" -lt 1500 ] || dh_fail "cancel: all $(count cancel) responses sent"
 echo "cancel: $(count cancel) responses before FE00"
+# the cancel ended a statement still streaming rows: hubd closed that
+# connection, and the next query gets a good one and every match
+cfind aftercancel -S 0008,0052=IMAGE "0020,000D=$BULK" 0008,0018
+dh_assert_eq 0x0000 "$(final aftercancel)" "after cancel: success"
+dh_assert_eq 1500 "$(count aftercancel)" "after cancel: every instance answered"
 
 # ---------------------------------------------------------------- database down
 dh_pg_stop
