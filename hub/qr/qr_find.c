@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define ST_SUCCESS 0x0000
 #define ST_PENDING 0xFF00
@@ -170,6 +171,13 @@ static dh_dcm_ds *response(hub *h, const qr_ident *id, const qr_sql *q, PGresult
 	return rsp;
 }
 
+static double now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
+}
+
 /* err from a failed result (or, with res NULL, from the connection), as dh_db_query fills it. */
 static void conn_err(PGconn *c, const PGresult *res, dh_db_err *err)
 {
@@ -196,6 +204,7 @@ int qr_find(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 	char msg[512] = "";
 	int rc = -1, broken = 0, running = 0, matches = 0;
 	unsigned int status = ST_SUCCESS;
+	const double t0 = now_ms();
 
 	memset(&q, 0, sizeof(q));
 	memset(&err, 0, sizeof(err));
@@ -293,7 +302,6 @@ int qr_find(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		PQclear(res);
 		res = NULL;
 	}
-	DH_INFO("C-FIND %s level: %d matches", LEVEL_NAME[q.level], matches);
 	goto answer;
 
 db_failed:
@@ -314,6 +322,9 @@ answer:
 		goto done;
 	rc = dh_dcm_send_response(a, cmd, status, NULL, status == ST_SUCCESS || status == ST_CANCEL ? NULL : msg,
 				  NULL) == DH_DCM_OK ? 0 : -1;
+	/* the time is hubd's share of the query: command received to final response written */
+	if (status == ST_SUCCESS)
+		DH_INFO("C-FIND %s level: %d matches in %.1f ms", LEVEL_NAME[q.level], matches, now_ms() - t0);
 done:
 	dh_dcm_rspq_free(rq);
 	PQclear(res);
