@@ -103,8 +103,8 @@ results=$(mktemp /tmp/dh-bench-qr-results.XXXXXX)
 trap 'rm -f "$results"' EXIT
 # One line per measurement, tab-separated:
 #   move TARGET STATUS INSTANCES SECONDS BYTES NOTE
-#   find SIZE TARGET KIND QUERIES RESULTS MEDIAN_MS P99_MS STATUS
-#   echo SIZE TARGET - QUERIES - MEDIAN_MS P99_MS ok
+#   find SIZE TARGET KIND QUERIES RESULTS MEDIAN_MS P99_MS SRV_MEDIAN_MS SRV_P99_MS STATUS
+#   find SIZE TARGET echo QUERIES - MEDIAN_MS P99_MS - - ok
 record() { local IFS=$'\t'; echo "$*" >>"$results"; }
 
 # --- helpers shared with ingest.sh's way of running targets -----------------------
@@ -335,11 +335,30 @@ run_move_dcmqrscp() {
 # The query driver: runs findscu once per query line (kind, expected matches,
 # level, ';'-separated match keys), checks the number of pending responses
 # and the final status, and prints one tab-separated line per kind:
-#   kind queries results-per-query(min-max) median_ms p99_ms status
+#   kind queries results-per-query(min-max) median_ms p99_ms srv_median srv_p99 status
 # plus "echo" for the echoscu calls. Exit 1 when a query got a wrong answer.
+# srv_* is the archive's own time per query when a log is given (hubd logs
+# "C-FIND <level> level: N matches in X ms" after its final response): an
+# added figure that separates the server's share from findscu's; "-" when
+# there is no log or its lines cannot be matched to the queries one to one.
 FIND_DRIVER='
 import statistics, subprocess, sys, time, re
 ae, port, qfile, limit = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+logpath = sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] != "-" else None
+srvline = re.compile(r"C-FIND \w+ level: \d+ matches in ([0-9.]+) ms")
+def logsize():
+    try:
+        with open(logpath, "rb") as f:
+            return f.seek(0, 2)
+    except OSError:
+        return 0
+def srvtimes(since, runs):
+    # the line follows the final response: give the last one a moment
+    time.sleep(0.3)
+    with open(logpath, "rb") as f:
+        f.seek(since)
+        v = [float(x) for x in srvline.findall(f.read().decode("utf-8", "replace"))]
+    return v[3:] if len(v) == runs else None
 RET = {
     "STUDY": ["PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID",
               "StudyDate", "StudyTime", "AccessionNumber", "StudyID", "StudyDescription",
@@ -382,6 +401,7 @@ def echoes(n):
 echoes(max(1, min(limit, 50) // 2))
 for kind in kinds:
     times, counts, status = [], [], "ok"
+    since = logsize() if logpath else 0
     for i, (expected, level, keys) in enumerate(per[kind][:3] + per[kind]):
         args = {k: "" for k in RET[level]}
         for kv in keys.split(";"):
@@ -403,11 +423,13 @@ for kind in kinds:
         if i >= 3:  # the first three warm caches and connections up
             times.append(ms)
             counts.append(n)
-    print("%s\t%d\t%s\t%.2f\t%.2f\t%s" % (kind, len(times), "%d-%d" % (min(counts), max(counts))
-          if min(counts) != max(counts) else str(counts[0]), statistics.median(times), p99(times), status))
+    srv = srvtimes(since, len(per[kind][:3] + per[kind])) if logpath else None
+    print("%s\t%d\t%s\t%.2f\t%.2f\t%s\t%s\t%s" % (kind, len(times), "%d-%d" % (min(counts), max(counts))
+          if min(counts) != max(counts) else str(counts[0]), statistics.median(times), p99(times),
+          "%.2f" % statistics.median(srv) if srv else "-", "%.2f" % p99(srv) if srv else "-", status))
     sys.stdout.flush()
 echoes(max(1, min(limit, 50) // 2))
-print("echo\t%d\t-\t%.2f\t%.2f\tok" % (len(echo), statistics.median(echo), p99(echo)))
+print("echo\t%d\t-\t%.2f\t%.2f\t-\t-\tok" % (len(echo), statistics.median(echo), p99(echo)))
 sys.exit(bad)
 '
 
@@ -504,14 +526,15 @@ SELECT kind, expected, level, keys FROM (
 }
 
 # Run the driver against AE $1 port $2 with the first $4 queries per kind of
-# file $3; records one line per kind for index size $5, target $6.
+# file $3; records one line per kind for index size $5, target $6. $7: the
+# archive's log with per-query times (hubd's), or "-".
 find_run() {
-  local ae=$1 port=$2 qf=$3 lim=$4 size=$5 target=$6 out st=0 kind n res med p99 status
+  local ae=$1 port=$2 qf=$3 lim=$4 size=$5 target=$6 alog=${7:--} out st=0 kind n res med p99 smed sp99 status
   log "C-FIND on $target at $size instances: $lim queries per kind"
-  out=$($PY -c "$FIND_DRIVER" "$ae" "$port" "$qf" "$lim") || st=$?
-  while IFS=$'\t' read -r kind n res med p99 status; do
+  out=$($PY -c "$FIND_DRIVER" "$ae" "$port" "$qf" "$lim" "$alog") || st=$?
+  while IFS=$'\t' read -r kind n res med p99 smed sp99 status; do
     [ -n "$kind" ] || continue
-    record find "$size" "$target" "$kind" "$n" "$res" "$med" "$p99" "$status"
+    record find "$size" "$target" "$kind" "$n" "$res" "$med" "$p99" "$smed" "$sp99" "$status"
   done <<<"$out"
   return "$st"
 }
@@ -568,7 +591,7 @@ EOF
 
 run_find() {
   local spath fsize fmd5 qsmall qbig rport rpid st=0
-  build_hubd || { record find "$SMALL" hubd - 0 - - - "FAILED (build)"; exit 1; }
+  build_hubd || { record find "$SMALL" hubd - 0 - - - - - "FAILED (build)"; exit 1; }
   bench_setup qr-find
   start_hubd
   # the one file every instance row points at
@@ -585,7 +608,7 @@ run_find() {
   gen_rows 0 $((SMALL / 100)) "$spath" "$fsize" "$fmd5"
   qsmall=$T/queries-$SMALL.tsv
   gen_queries $((SMALL / 100)) "$queries" >"$qsmall"
-  find_run "${HUB_AET:-DCMHUB}" "$HUB_PORT" "$qsmall" "$queries" "$SMALL" hubd || st=1
+  find_run "${HUB_AET:-DCMHUB}" "$HUB_PORT" "$qsmall" "$queries" "$SMALL" hubd "$T/hubd.log" || st=1
 
   # dcmqrscp on the same 10k records, read-only
   ref_index
@@ -598,7 +621,7 @@ run_find() {
   if wait_echo "$rpid" DCMQRSCP "$rport"; then
     find_run DCMQRSCP "$rport" "$qsmall" "$ref_queries" "$SMALL" dcmqrscp || st=1
   else
-    record find "$SMALL" dcmqrscp - 0 - - - "FAILED (did not start; see $T/dcmqrscp/dcmqrscp.log)"
+    record find "$SMALL" dcmqrscp - 0 - - - - - "FAILED (did not start; see $T/dcmqrscp/dcmqrscp.log)"
     st=1
   fi
   pkill -TERM -P "$rpid" 2>/dev/null || true
@@ -613,7 +636,7 @@ run_find() {
     log "generated in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", b - a }') s; index size $(dh_psql "select pg_size_pretty(pg_database_size(current_database()))")"
     qbig=$T/queries-$big.tsv
     gen_queries $((big / 100)) "$queries" >"$qbig"
-    find_run "${HUB_AET:-DCMHUB}" "$HUB_PORT" "$qbig" "$queries" "$big" hubd || st=1
+    find_run "${HUB_AET:-DCMHUB}" "$HUB_PORT" "$qbig" "$queries" "$big" hubd "$T/hubd.log" || st=1
   fi
   dh_hub_stop
   [ "$st" -eq 0 ] || { log "some queries got wrong answers; folder kept: $T"; exit 1; }
@@ -673,30 +696,32 @@ fi
 if [ $do_find -eq 1 ]; then
   echo "C-FIND latency, ms per findscu call (process start, association, query, all responses, release);"
   echo "net = minus the median echoscu call to the same archive (process start + association + C-ECHO)"
-  printf '%-9s %-9s %-18s %7s %9s %8s %8s %8s %8s  %s\n' \
-    index target kind queries matches median p99 net-med net-p99 status
+  echo "srv = hubd's own time per query from its log (C-FIND command received to final response written;"
+  echo "      an added figure, not the judged one: the rest of net is findscu receiving and printing)"
+  printf '%-9s %-9s %-18s %7s %9s %8s %8s %8s %8s %8s %8s  %s\n' \
+    index target kind queries matches median p99 net-med net-p99 srv-med srv-p99 status
   declare -A echo_med
-  while IFS=$'\t' read -r _ size t kind n res med p99 status; do
+  while IFS=$'\t' read -r _ size t kind n res med p99 smed sp99 status; do
     [ "$kind" != echo ] || echo_med[$size.$t]=$med
   done < <(grep '^find' "$results")
-  while IFS=$'\t' read -r _ size t kind n res med p99 status; do
+  while IFS=$'\t' read -r _ size t kind n res med p99 smed sp99 status; do
     if [ "$kind" = echo ]; then
-      printf '%-9s %-9s %-18s %7s %9s %8s %8s %8s %8s  %s\n' "$size" "$t" "(echoscu)" "$n" - "$med" "$p99" - - "$status"
+      printf '%-9s %-9s %-18s %7s %9s %8s %8s %8s %8s %8s %8s  %s\n' "$size" "$t" "(echoscu)" "$n" - "$med" "$p99" - - - - "$status"
       continue
     fi
     read -r nm np < <(awk -v a="$med" -v b="$p99" -v e="${echo_med[$size.$t]:-0}" \
       'BEGIN { if (a == "-") print "- -"; else printf "%.2f %.2f\n", a - e, b - e }')
-    printf '%-9s %-9s %-18s %7s %9s %8s %8s %8s %8s  %s\n' "$size" "$t" "$kind" "$n" "$res" "$med" "$p99" "$nm" "$np" "$status"
+    printf '%-9s %-9s %-18s %7s %9s %8s %8s %8s %8s %8s %8s  %s\n' "$size" "$t" "$kind" "$n" "$res" "$med" "$p99" "$nm" "$np" "$smed" "$sp99" "$status"
   done < <(grep '^find' "$results")
   echo
   # ratios at 10k: dcmqrscp median / hubd median per kind (above 1: hubd faster)
-  awk -F'\t' -v s=$SMALL '$1 == "find" && $2 == s && $4 != "echo" && $9 == "ok" { m[$3 "," $4] = $7; k[$4] = 1 }
+  awk -F'\t' -v s=$SMALL '$1 == "find" && $2 == s && $4 != "echo" && $11 == "ok" { m[$3 "," $4] = $7; k[$4] = 1 }
     END { for (x in k) if ((("hubd," x) in m) && (("dcmqrscp," x) in m) && m["hubd," x] > 0)
             printf "dcmqrscp/hubd median at %d, %-18s %6.2f\n", s, x, m["dcmqrscp," x] / m["hubd," x] }' "$results" | sort
   if [ "$big" -gt 0 ]; then
     # the target applies to study-level queries; judged per kind on the net p99
     awk -F'\t' -v s="$big" '$1 == "find" && $2 == s && $3 == "hubd" {
-        if ($4 == "echo") e = $7; else if ($4 ~ /^study:/ && $9 == "ok") { n++; k[n] = $4; p[n] = $8; m[n] = $6 } }
+        if ($4 == "echo") e = $7; else if ($4 ~ /^study:/ && $11 == "ok") { n++; k[n] = $4; p[n] = $8; m[n] = $6 } }
       END { for (i = 1; i <= n; i++)
               printf "study-level p99 at %d, %-18s net %7.2f ms (%s matches; target < 20 ms: %s)\n",
                 s, k[i], p[i] - e, m[i], (p[i] - e < 20) ? "met" : "NOT met" }' "$results"
