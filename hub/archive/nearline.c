@@ -52,11 +52,17 @@
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
+#if defined(__x86_64__) && defined(__has_include)
+#if __has_include(<xxh_x86dispatch.h>)
+/* libxxhash's run-time dispatch: AVX2 where the CPU has it (~4x SSE2), same digests */
+#include <xxh_x86dispatch.h>
+#endif
+#endif
 
 #define MIB (1024LL * 1024LL)
 #define TAR_BLOCK 512LL
 #define COPY_BUF (1 << 20)
-/* archiving reads and writes in chunks that stay in the CPU cache between the two hashes and the write */
+/* archiving hashes and writes in chunks that stay in the CPU cache between the two hashes and the write */
 #define CHUNK (256 * 1024)
 /* written TAR bytes handed to writeback at a time, so the final fsync finds little left to do */
 #define WRITEBACK_CHUNK (8LL * MIB)
@@ -557,19 +563,184 @@ static la_ssize_t tar_out_write(struct archive *a, void *user, const void *buf, 
 	return (la_ssize_t)len;
 }
 
-static int open_source(const char *cache_dir, const member *mi, char *src, size_t srclen)
+/*
+ * The reader half of write_tar: a thread that reads the cache files in
+ * order into a ring of chunks and checks each file as it goes (file_digest,
+ * or MD5 for objects stored before hub 012), while write_tar's thread
+ * writes the previous chunks into the TAR. On two cores reading and writing
+ * overlap instead of adding up.
+ */
+#define RING 8
+
+enum { CHUNK_EMPTY = 0, CHUNK_READY };
+enum { SRC_OK = 0, SRC_MISMATCH = 1 };
+
+typedef struct {
+	unsigned char *buf; /* CHUNK bytes */
+	size_t len;
+	int member;         /* index in m */
+	int last;           /* the member's last chunk: status and got are set */
+	int status;         /* SRC_* */
+	int state;          /* CHUNK_* */
+	char got[DH_MD5_HEX_LEN + 1];
+} chunk;
+
+typedef struct {
+	const char *cache_dir;
+	const member *m;
+	int n;
+	chunk ring[RING];
+	long long filled, taken; /* chunks produced / consumed so far */
+	int stop;                /* the writer gave up */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+} feeder;
+
+/* Waits for the next free chunk. Returns it, or NULL when the writer stopped. */
+static chunk *feeder_slot(feeder *f)
 {
-	snprintf(src, srclen, "%s/%s", cache_dir, mi->file_path);
-	int fd = open(src, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0)
-		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED); /* cold cache: read ahead while we write */
-	return fd;
+	chunk *c = NULL;
+	pthread_mutex_lock(&f->mu);
+	while (!f->stop && f->filled - f->taken >= RING)
+		pthread_cond_wait(&f->cv, &f->mu);
+	if (!f->stop)
+		c = &f->ring[f->filled % RING];
+	pthread_mutex_unlock(&f->mu);
+	return c;
+}
+
+static void feeder_publish(feeder *f, chunk *c)
+{
+	pthread_mutex_lock(&f->mu);
+	c->state = CHUNK_READY;
+	f->filled++;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+}
+
+/* Reads up to want bytes (fewer only at end of file). Returns the count or -1. */
+static ssize_t read_full(int fd, unsigned char *buf, size_t want)
+{
+	size_t got = 0;
+	while (got < want) {
+		ssize_t r = read(fd, buf + got, want - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+static void *feeder_main(void *arg)
+{
+	feeder *f = arg;
+	XXH3_state_t *x = XXH3_createState();
+	dh_log_set_context("archiver");
+	for (int i = 0; i < f->n; i++) {
+		const member *mi = &f->m[i];
+		int use_digest = mi->digest[0] != '\0', fd, status = SRC_OK;
+		long long copied = 0;
+		dh_md5 *h = NULL;
+		char src[1200], got[DH_MD5_HEX_LEN + 1] = "";
+		struct stat st;
+		snprintf(src, sizeof(src), "%s/%s", f->cache_dir, mi->file_path);
+		fd = open(src, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			DH_ERROR("cannot open %s: %s", src, strerror(errno));
+			status = SRC_MISMATCH;
+		} else if (fstat(fd, &st) < 0 || st.st_size != mi->size) {
+			DH_ERROR("cache file %s does not match the index (%lld bytes, index %lld)", src,
+				 (long long)st.st_size, mi->size);
+			status = SRC_MISMATCH;
+		} else {
+			(void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+			if (!x || (use_digest ? XXH3_128bits_reset(x) != XXH_OK : dh_md5_new(&h) < 0))
+				status = SRC_MISMATCH;
+		}
+		for (;;) {
+			chunk *c = feeder_slot(f);
+			if (!c) {
+				dh_md5_free(h);
+				if (fd >= 0)
+					close(fd);
+				goto out;
+			}
+			c->member = i;
+			c->len = 0;
+			if (status == SRC_OK && copied < mi->size) {
+				size_t want = mi->size - copied < CHUNK ? (size_t)(mi->size - copied) : CHUNK;
+				ssize_t r = read_full(fd, c->buf, want);
+				if (r != (ssize_t)want) {
+					DH_ERROR("cannot read %s: %s", src, r < 0 ? strerror(errno) : "file shorter than indexed");
+					status = SRC_MISMATCH;
+				} else {
+					if (use_digest)
+						XXH3_128bits_update(x, c->buf, want);
+					else
+						dh_md5_update(h, c->buf, want);
+					c->len = want;
+					copied += (long long)want;
+				}
+			}
+			c->last = status != SRC_OK || copied == mi->size;
+			if (c->last && status == SRC_OK) {
+				if (use_digest)
+					xxh_hex(x, got);
+				else
+					dh_md5_final(h, got);
+				if (strcmp(got, use_digest ? mi->digest : mi->md5) != 0) {
+					DH_ERROR("cache file %s does not match the index (%s %s, index %s)", src,
+						 use_digest ? "XXH3-128" : "MD5", got, use_digest ? mi->digest : mi->md5);
+					status = SRC_MISMATCH;
+				}
+			}
+			c->status = status;
+			memcpy(c->got, got, sizeof(got));
+			int last = c->last;
+			feeder_publish(f, c);
+			if (last)
+				break;
+		}
+		dh_md5_free(h);
+		if (fd >= 0)
+			close(fd);
+		if (status != SRC_OK)
+			break; /* the writer abandons this TAR */
+	}
+out:
+	if (x)
+		XXH3_freeState(x);
+	return NULL;
+}
+
+/* The writer's next chunk, once the reader published it (a failed member ends with a chunk saying so). */
+static chunk *feeder_take(feeder *f)
+{
+	chunk *c;
+	pthread_mutex_lock(&f->mu);
+	c = &f->ring[f->taken % RING];
+	while (c->state != CHUNK_READY)
+		pthread_cond_wait(&f->cv, &f->mu);
+	pthread_mutex_unlock(&f->mu);
+	return c;
+}
+
+static void feeder_release(feeder *f, chunk *c)
+{
+	pthread_mutex_lock(&f->mu);
+	c->state = CHUNK_EMPTY;
+	f->taken++;
+	pthread_cond_broadcast(&f->cv);
+	pthread_mutex_unlock(&f->mu);
 }
 
 /*
  * Writes the members into a ustar file at tmp (created exclusively) and
- * fsyncs it. Each cache file is checked as it is copied: against its
- * file_digest (XXH3-128), or its MD5 for objects stored before hub 012. The
+ * fsyncs it. Each cache file is checked as it is copied (feeder_main). The
  * manifest lists the index's MD5s (the MD5 of the bytes received; the check
  * proves the bytes copied are those bytes). Fills each member's data offset
  * and digest_out with the XXH3-128 of the whole file as written. Returns 0,
@@ -577,19 +748,27 @@ static int open_source(const char *cache_dir, const member *mi, char *src, size_
  */
 static int write_tar(const char *cache_dir, const char *tmp, member *m, int n, char digest_out[DH_MD5_HEX_LEN + 1])
 {
-	int rc = -1, fd = -1, in = -1, next_in = -1;
+	int rc = -1, fd = -1, started = 0;
 	struct archive *a = NULL;
 	struct archive_entry *e = NULL;
-	unsigned char *buf = NULL;
-	char *manifest = NULL, src[1200], next_src[1200];
+	char *manifest = NULL;
 	size_t mlen = 0, mcap = 0;
 	long long pos = 0;
 	time_t now = time(NULL);
 	tar_out out = { -1, NULL, 0, 0 };
-	XXH3_state_t *mx = NULL;
+	feeder f;
+	pthread_t reader;
 
-	if (!(buf = malloc(CHUNK)) || !(out.x = XXH3_createState()) || !(mx = XXH3_createState()) ||
-	    XXH3_128bits_reset(out.x) != XXH_OK)
+	memset(&f, 0, sizeof(f));
+	f.cache_dir = cache_dir;
+	f.m = m;
+	f.n = n;
+	pthread_mutex_init(&f.mu, NULL);
+	pthread_cond_init(&f.cv, NULL);
+	for (int k = 0; k < RING; k++)
+		if (!(f.ring[k].buf = malloc(CHUNK)))
+			goto done;
+	if (!(out.x = XXH3_createState()) || XXH3_128bits_reset(out.x) != XXH_OK)
 		goto done;
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
 	if (fd < 0) {
@@ -606,18 +785,20 @@ static int write_tar(const char *cache_dir, const char *tmp, member *m, int n, c
 		DH_ERROR("libarchive: %s", a ? archive_error_string(a) : "out of memory");
 		goto done;
 	}
-	if (n > 0 && (next_in = open_source(cache_dir, &m[0], next_src, sizeof(next_src))) < 0) {
-		DH_ERROR("cannot open %s: %s", next_src, strerror(errno));
-		goto done;
+	for (int i = 0; i < n; i++)
+		if (strlen(m[i].sop_uid) > 90) {
+			DH_ERROR("SOP Instance UID too long for a TAR member name: %s", m[i].sop_uid);
+			goto done;
+		}
+	if (n > 0) {
+		if (pthread_create(&reader, NULL, feeder_main, &f) != 0)
+			goto done;
+		started = 1;
 	}
 	for (int i = 0; i <= n; i++) {
 		char name[128];
 		long long size;
 		if (i < n) {
-			if (strlen(m[i].sop_uid) > 90) {
-				DH_ERROR("SOP Instance UID too long for a TAR member name: %s", m[i].sop_uid);
-				goto done;
-			}
 			snprintf(name, sizeof(name), "%s.dcm", m[i].sop_uid);
 			size = m[i].size;
 		} else {
@@ -647,51 +828,21 @@ static int write_tar(const char *cache_dir, const char *tmp, member *m, int n, c
 			}
 			break;
 		}
-		in = next_in;
-		memcpy(src, next_src, sizeof(src));
-		next_in = -1;
-		if (i + 1 < n && (next_in = open_source(cache_dir, &m[i + 1], next_src, sizeof(next_src))) < 0) {
-			DH_ERROR("cannot open %s: %s", next_src, strerror(errno));
-			goto done;
-		}
-		int use_digest = m[i].digest[0] != '\0';
-		dh_md5 *h = NULL;
-		long long copied = 0;
-		char got[DH_MD5_HEX_LEN + 1];
-		if (use_digest ? XXH3_128bits_reset(mx) != XXH_OK : dh_md5_new(&h) < 0)
-			goto done;
 		for (;;) {
-			ssize_t r = read(in, buf, CHUNK);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r < 0) {
-				DH_ERROR("cannot read %s: %s", src, strerror(errno));
-				break;
-			}
-			if (r == 0 || copied + r > size)
-				break;
-			if (use_digest)
-				XXH3_128bits_update(mx, buf, (size_t)r);
-			else
-				dh_md5_update(h, buf, (size_t)r);
-			if (archive_write_data(a, buf, (size_t)r) != r) {
+			chunk *c = feeder_take(&f);
+			int last = c->last, status = c->status;
+			if (c->len && archive_write_data(a, c->buf, c->len) != (la_ssize_t)c->len) {
 				DH_ERROR("libarchive: %s: %s", tmp, archive_error_string(a));
-				break;
+				feeder_release(&f, c);
+				goto done;
 			}
-			copied += r;
-		}
-		close(in);
-		in = -1;
-		if (use_digest)
-			xxh_hex(mx, got);
-		else
-			dh_md5_final(h, got);
-		dh_md5_free(h);
-		if (copied != size || strcmp(got, use_digest ? m[i].digest : m[i].md5) != 0) {
-			DH_ERROR("cache file %s does not match the index (%lld of %lld bytes, %s %s, index %s)", src,
-				 copied, size, use_digest ? "XXH3-128" : "MD5", got, use_digest ? m[i].digest : m[i].md5);
-			rc = 1;
-			goto done;
+			feeder_release(&f, c);
+			if (status != SRC_OK) {
+				rc = 1; /* the reader said why */
+				goto done;
+			}
+			if (last)
+				break;
 		}
 		size_t need = mlen + strlen(m[i].md5) + 2 + strlen(name) + 2;
 		if (need > mcap) {
@@ -717,20 +868,24 @@ static int write_tar(const char *cache_dir, const char *tmp, member *m, int n, c
 	xxh_hex(out.x, digest_out);
 	rc = 0;
 done:
+	if (started) {
+		pthread_mutex_lock(&f.mu);
+		f.stop = 1;
+		pthread_cond_broadcast(&f.cv);
+		pthread_mutex_unlock(&f.mu);
+		pthread_join(reader, NULL);
+	}
 	archive_entry_free(e);
 	if (a)
 		archive_write_free(a);
-	if (in >= 0)
-		close(in);
-	if (next_in >= 0)
-		close(next_in);
 	if (fd >= 0)
 		close(fd);
 	if (out.x)
 		XXH3_freeState(out.x);
-	if (mx)
-		XXH3_freeState(mx);
-	free(buf);
+	for (int k = 0; k < RING; k++)
+		free(f.ring[k].buf);
+	pthread_mutex_destroy(&f.mu);
+	pthread_cond_destroy(&f.cv);
 	free(manifest);
 	return rc;
 }
