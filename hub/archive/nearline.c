@@ -325,6 +325,17 @@ done:
 	return rc;
 }
 
+void archive_prefetch(const archive_loc *loc)
+{
+	if (loc->avail != AVAIL_NEARLINE)
+		return;
+	int fd = open(loc->path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return; /* archive_read will say why */
+	(void)posix_fadvise(fd, loc->offset, (off_t)loc->size, POSIX_FADV_WILLNEED);
+	close(fd);
+}
+
 /* The volume's directory: the configuration's, else the one last recorded. */
 static const char *volume_dir(const hub_config *cfg, const char *name, const char *db_path)
 {
@@ -571,6 +582,7 @@ static la_ssize_t tar_out_write(struct archive *a, void *user, const void *buf, 
  * overlap instead of adding up.
  */
 #define RING 8
+#define PREFETCH 8 /* cache files asked ahead of the one being read */
 
 enum { CHUNK_EMPTY = 0, CHUNK_READY };
 enum { SRC_OK = 0, SRC_MISMATCH = 1 };
@@ -618,6 +630,18 @@ static void feeder_publish(feeder *f, chunk *c)
 	pthread_mutex_unlock(&f->mu);
 }
 
+/* Starts reading a cache file into the page cache (asynchronous; a cold cache is read ahead). */
+static void prefetch_source(const char *cache_dir, const member *mi)
+{
+	char src[1200];
+	snprintf(src, sizeof(src), "%s/%s", cache_dir, mi->file_path);
+	int fd = open(src, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		(void)posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+		close(fd);
+	}
+}
+
 /* Reads up to want bytes (fewer only at end of file). Returns the count or -1. */
 static ssize_t read_full(int fd, unsigned char *buf, size_t want)
 {
@@ -640,9 +664,14 @@ static void *feeder_main(void *arg)
 	feeder *f = arg;
 	XXH3_state_t *x = XXH3_createState();
 	dh_log_set_context("archiver");
+	/* keep the device busy: the files PREFETCH ahead are being read while this one is */
+	for (int i = 0; i < f->n && i < PREFETCH; i++)
+		prefetch_source(f->cache_dir, &f->m[i]);
 	for (int i = 0; i < f->n; i++) {
 		const member *mi = &f->m[i];
 		int use_digest = mi->digest[0] != '\0', fd, status = SRC_OK;
+		if (i + PREFETCH < f->n)
+			prefetch_source(f->cache_dir, &f->m[i + PREFETCH]);
 		long long copied = 0;
 		dh_md5 *h = NULL;
 		char src[1200], got[DH_MD5_HEX_LEN + 1] = "";

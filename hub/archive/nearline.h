@@ -91,6 +91,13 @@ int archive_check_range(const char *path, off_t offset, size_t len, const char *
 int archive_check_member(const char *path, off_t offset, size_t len, const char *md5, const char *digest,
 			 char *err, size_t errlen);
 
+/*
+ * Asks the kernel to start reading a NEARLINE object's TAR member now
+ * (asynchronous; does nothing for other locations): a sender calls it for
+ * the next object while it sends the current one.
+ */
+void archive_prefetch(const archive_loc *loc);
+
 /* XXH3-128 (hex, as tar_file.digest) of the file at path. Returns 0 or -1 (errno set). */
 int archive_digest_file(const char *path, char out[33]);
 

@@ -507,6 +507,9 @@ static unsigned int run_suboperations(move_run *m, const move_set *set, const hu
 			add_failed(m, o->sop_uid);
 		} else {
 			err[0] = '\0';
+			/* from a TAR: the device reads the next member while this one goes out */
+			if (i + 1 < set->n && set->objs[i + 1].loc)
+				archive_prefetch(set->objs[i + 1].loc);
 			rc = send_object(h, d, pc, raw, o, set->rs, m, &st, err, sizeof(err));
 			if (rc == DH_DCM_OK && st == 0x0000) {
 				m->counts[1]++;
