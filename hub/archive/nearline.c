@@ -5,25 +5,37 @@
  *
  * NOTES
  * Order of work for one series, chosen so that the index only ever names
- * complete, verified TARs:
+ * complete, fsync'ed TARs and eviction only takes objects of verified ones:
  *   1. one transaction takes the series' advisory lock (7243003, the lock
  *      every change to a series takes) and selects the objects not yet in
  *      any TAR; the lock is held until the outcome is recorded;
  *   2. the TAR is written to <volume>/<xx>/<series>.<id>.tar.tmp (ustar:
- *      <sop uid>.dcm per object, then MANIFEST.md5 in `md5sum -c` format),
- *      fsync'ed and renamed into place with dh_durable_rename;
- *   3. every member is read back at the offset we computed and its MD5
- *      compared with the index (page cache dropped first, so the bytes come
- *      from the device);
- *   4. tar_file and the instances' tar columns are written and committed.
- * A crash before 4 leaves a temp file or an unindexed TAR: both are removed
+ *      <sop uid>.dcm per object, then MANIFEST.md5 in `md5sum -c` format
+ *      with the index's MD5s). A reader thread reads the cache files into a
+ *      ring of chunks and checks each against its file_digest (XXH3-128
+ *      from ingest; its MD5 when the digest is '', objects stored before
+ *      hub 012) while this thread writes them: the copy is proven to be the
+ *      bytes received without an MD5 pass. libarchive (block size 0) hands
+ *      its output to tar_out_write, which hashes the TAR as it is written
+ *      (tar_file.digest) and starts writeback as it goes; then fsync, and
+ *      the file is renamed into place (directory fsync'ed);
+ *   3. tar_file (verified_at NULL) and the instances' tar columns (one
+ *      UPDATE over arrays) are written and committed.
+ * A crash before 3 leaves a temp file or an unindexed TAR: both are removed
  * at start-up, so index and volumes agree. A TAR is never rewritten: later
  * objects of an archived series go into a TAR of their own.
  *
- * Eviction removes cache files of archived objects, oldest first, from the
- * high watermark down to the low one. Each member is re-read from its TAR
- * and checked before the index forgets the cache file, so the cache copy is
- * never the last one. The index is updated first and the file unlinked
+ * Verification is off the archiving path: after each archiving pass every
+ * TAR with verified_at NULL (this pass's, or left by a crash or restart) is
+ * read back from the device (its clean pages dropped first) and every
+ * member checked; then verified_at is set. A TAR that fails leaves the
+ * index under the series lock (its objects, still cached, become
+ * unarchived) and the volume; the next pass archives them again.
+ *
+ * Eviction removes cache files of objects in verified TARs, oldest first,
+ * from the high watermark down to the low one. Each member is re-read from
+ * its TAR and checked before the index forgets the cache file, so the cache
+ * copy is never the last one. The index is updated first and the file unlinked
  * after commit: a crash in between only leaves an unindexed cache file.
  * Several instance rows may name one cache file (copies made by a SEGMENT
  * cc): the file is unlinked only with the last row that names it, decided

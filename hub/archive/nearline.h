@@ -7,8 +7,9 @@
  * into a TAR file (libarchive) on the current [volume.*] volume: one member
  * per instance plus a manifest member in `md5sum -c` format. Objects that
  * arrive after a series was archived go into a new TAR for that series; a
- * TAR is never rewritten. The same worker evicts archived objects from the
- * cache between the high and low watermarks.
+ * TAR is never rewritten. After each pass the same worker reads the new
+ * TARs back and marks them verified, and evicts objects of verified TARs
+ * from the cache between the high and low watermarks.
  */
 #ifndef HUB_NEARLINE_H
 #define HUB_NEARLINE_H
