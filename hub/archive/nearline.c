@@ -942,7 +942,7 @@ static int is_skipped(const archiver *ar, long long pk)
 /* Appends v to the PostgreSQL array literal in *buf (grown as needed). Returns 0 or -1. */
 static int array_add(char **buf, size_t *len, size_t *cap, const char *v)
 {
-	size_t need = *len + strlen(v) + 3;
+	size_t need = *len + strlen(v) + 5;
 	if (need > *cap) {
 		size_t c = *cap ? *cap * 2 : 1024;
 		while (c < need)
@@ -953,7 +953,8 @@ static int array_add(char **buf, size_t *len, size_t *cap, const char *v)
 		*buf = nb;
 		*cap = c;
 	}
-	*len += (size_t)snprintf(*buf + *len, *cap - *len, "%s%s", *len ? "," : "{", v);
+	/* quoted: an empty value stays an element (values never hold quotes or backslashes) */
+	*len += (size_t)snprintf(*buf + *len, *cap - *len, "%s\"%s\"", *len ? "," : "{", v);
 	return 0;
 }
 
@@ -978,13 +979,11 @@ static int index_members(PGconn *c, const char *tpk, const member *m, int n, dh_
 			goto done;
 		}
 	}
-	for (int k = 0; k < 4; k++)
-		if (array_add(&arr[k], &len[k], &cap[k], "") < 0) {
-			snprintf(err->msg, sizeof(err->msg), "out of memory");
-			goto done;
-		} else {
-			arr[k][len[k] - 1] = '}'; /* the "," array_add put before the empty value */
-		}
+	for (int k = 0; k < 4; k++) {
+		/* close the literal in the room array_add keeps */
+		arr[k][len[k]++] = '}';
+		arr[k][len[k]] = '\0';
+	}
 	const char *p[5] = { tpk, arr[0], arr[1], arr[2], arr[3] };
 	rc = dh_db_exec(c, "UPDATE instance i SET tar_fk = $1::bigint, tar_offset = u.off, tar_size = u.size "
 			   "FROM unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::text[]) AS u(pk, off, size, md5) "
