@@ -89,6 +89,14 @@ struct archiver {
 	/* series whose cache files do not match the index: not retried until restart */
 	long long skipped[MAX_SKIPPED];
 	int n_skipped;
+	/*
+	 * Two series are packed at once (archive_pass): while one waits for its
+	 * fsync and commit the other writes. vmu guards skipped and reserved,
+	 * the bytes of TARs being written per configured volume, so that the two
+	 * never overfill a volume between them.
+	 */
+	pthread_mutex_t vmu;
+	long long *reserved;
 };
 
 typedef struct {
@@ -518,7 +526,9 @@ static int choose_volume(archiver *ar, PGconn *c, long long need, char vpk[32])
 {
 	const hub_config *cfg = &ar->h->cfg;
 	dh_db_err err;
-	for (int i = 0; i < cfg->n_volumes; i++) {
+	int chosen = -1;
+	pthread_mutex_lock(&ar->vmu);
+	for (int i = 0; i < cfg->n_volumes && chosen < 0; i++) {
 		const hub_volume *v = &cfg->volumes[i];
 		const char *p[1] = { v->name };
 		PGresult *r = dh_db_query(c, "SELECT v.pk, v.state, v.closed, "
@@ -535,6 +545,8 @@ static int choose_volume(archiver *ar, PGconn *c, long long need, char vpk[32])
 		PQclear(r);
 		if (!online || closed)
 			continue;
+		/* what is indexed there plus the TAR the other packer may be writing there */
+		used += ar->reserved[i];
 		if (v->capacity_mb > 0 && used + need > v->capacity_mb * MIB) {
 			if (used > 0) {
 				const char *q[1] = { vpk };
@@ -548,9 +560,19 @@ static int choose_volume(archiver *ar, PGconn *c, long long need, char vpk[32])
 			}
 			continue;
 		}
-		return i;
+		ar->reserved[i] += need;
+		chosen = i;
 	}
-	return -1;
+	pthread_mutex_unlock(&ar->vmu);
+	return chosen;
+}
+
+/* Gives back what choose_volume reserved on volume vi once the TAR is indexed or abandoned. */
+static void release_volume(archiver *ar, int vi, long long need)
+{
+	pthread_mutex_lock(&ar->vmu);
+	ar->reserved[vi] -= need;
+	pthread_mutex_unlock(&ar->vmu);
 }
 
 /* ------------------------------------------------------------ packing */
@@ -931,12 +953,14 @@ done:
 	return rc;
 }
 
-static int is_skipped(const archiver *ar, long long pk)
+static int is_skipped(archiver *ar, long long pk)
 {
-	for (int i = 0; i < ar->n_skipped; i++)
-		if (ar->skipped[i] == pk)
-			return 1;
-	return 0;
+	int found = 0;
+	pthread_mutex_lock(&ar->vmu);
+	for (int i = 0; i < ar->n_skipped && !found; i++)
+		found = ar->skipped[i] == pk;
+	pthread_mutex_unlock(&ar->vmu);
+	return found;
 }
 
 /* Appends v to the PostgreSQL array literal in *buf (grown as needed). Returns 0 or -1. */
@@ -1004,7 +1028,7 @@ done:
 static int pack_series(archiver *ar, PGconn *c, const char *series_pk, const char *series_uid, int *broken)
 {
 	const hub_config *cfg = &ar->h->cfg;
-	int rc = -1, in_txn = 0, renamed = 0, n = 0, wr;
+	int rc = -1, in_txn = 0, renamed = 0, n = 0, wr, vi = -1, skip = 0;
 	PGresult *r = NULL;
 	member *m = NULL;
 	dh_db_err err = { "", "" };
@@ -1045,7 +1069,7 @@ static int pack_series(archiver *ar, PGconn *c, const char *series_pk, const cha
 		m[i].digest = PQgetvalue(r, i, 5);
 		need += TAR_BLOCK + round_block(m[i].size) + 32 + 2 + (long long)strlen(m[i].sop_uid) + 5;
 	}
-	int vi = choose_volume(ar, c, need, vpk);
+	vi = choose_volume(ar, c, need, vpk);
 	if (vi < 0) {
 		DH_WARN("no online volume with room for series %s (%lld bytes): waiting", series_uid, need);
 		rc = 0;
@@ -1064,8 +1088,8 @@ static int pack_series(archiver *ar, PGconn *c, const char *series_pk, const cha
 	}
 	wr = write_tar(cfg->cache_dir, tmp, m, n, tdigest);
 	if (wr != 0) {
-		if (wr == 1 && ar->n_skipped < MAX_SKIPPED) {
-			ar->skipped[ar->n_skipped++] = strtoll(series_pk, NULL, 10);
+		if (wr == 1) {
+			skip = 1; /* recorded after the ROLLBACK: the other packer may hold vmu waiting for our row lock */
 			DH_ERROR("series %s is not archived until restart: a cache file is damaged", series_uid);
 		}
 		goto done;
@@ -1118,6 +1142,14 @@ done:
 	if (rc < 0 && renamed) {
 		unlink(final);
 		dh_durable_fsync_dir(dir);
+	}
+	if (vi >= 0)
+		release_volume(ar, vi, need);
+	if (skip) {
+		pthread_mutex_lock(&ar->vmu);
+		if (ar->n_skipped < MAX_SKIPPED)
+			ar->skipped[ar->n_skipped++] = strtoll(series_pk, NULL, 10);
+		pthread_mutex_unlock(&ar->vmu);
 	}
 	free(m);
 	PQclear(r);
@@ -1244,7 +1276,51 @@ done:
 	return rc;
 }
 
-/* Archives every eligible series once. Returns how many TARs were written, -1 on DB errors. */
+/* The series of one archive_pass, shared by the two packers. */
+typedef struct {
+	archiver *ar;
+	PGresult *r;      /* se.pk, se.series_uid */
+	int n;
+	atomic_int next;  /* next row to take */
+	atomic_int done_n;
+	atomic_int failed; /* a packer lost its connection: the other stops too */
+} pass_work;
+
+static void pass_run(pass_work *w, PGconn *c, int *broken)
+{
+	archiver *ar = w->ar;
+	while (!ar->stop && !ar->h->stop && !atomic_load(&w->failed)) {
+		int i = atomic_fetch_add(&w->next, 1);
+		if (i >= w->n)
+			break;
+		if (is_skipped(ar, strtoll(PQgetvalue(w->r, i, 0), NULL, 10)))
+			continue;
+		int k = pack_series(ar, c, PQgetvalue(w->r, i, 0), PQgetvalue(w->r, i, 1), broken);
+		if (*broken) {
+			atomic_store(&w->failed, 1);
+			break;
+		}
+		if (k > 0)
+			atomic_fetch_add(&w->done_n, 1);
+	}
+}
+
+/* The second packer: the same loop on a connection of its own. */
+static void *pass_helper(void *arg)
+{
+	pass_work *w = arg;
+	dh_db_err err;
+	int broken = 0;
+	dh_log_set_context("archiver");
+	PGconn *c = dh_db_get(w->ar->h->db, &err);
+	if (!c)
+		return NULL; /* the worker's own loop does the pass alone */
+	pass_run(w, c, &broken);
+	dh_db_put(w->ar->h->db, c, broken);
+	return NULL;
+}
+
+/* Archives every eligible series once, two at a time. Returns how many TARs were written, -1 on DB errors. */
 static int archive_pass(archiver *ar, PGconn *c, int *broken)
 {
 	dh_db_err err;
@@ -1267,15 +1343,13 @@ static int archive_pass(archiver *ar, PGconn *c, int *broken)
 		*broken = dh_db_conn_lost(c, &err);
 		return -1;
 	}
-	for (int i = 0; i < PQntuples(r) && !ar->stop && !ar->h->stop; i++) {
-		if (is_skipped(ar, strtoll(PQgetvalue(r, i, 0), NULL, 10)))
-			continue;
-		int k = pack_series(ar, c, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), broken);
-		if (*broken)
-			break;
-		if (k > 0)
-			done_n++;
-	}
+	pass_work w = { ar, r, PQntuples(r), 0, 0, 0 };
+	pthread_t helper;
+	int helped = w.n > 1 && pthread_create(&helper, NULL, pass_helper, &w) == 0;
+	pass_run(&w, c, broken);
+	if (helped)
+		pthread_join(helper, NULL);
+	done_n = atomic_load(&w.done_n);
 	PQclear(r);
 	return done_n;
 }
@@ -1432,11 +1506,18 @@ int archive_start(hub *h)
 	if (!(ar = calloc(1, sizeof(*ar))))
 		return -1;
 	ar->h = h;
+	if (!(ar->reserved = calloc((size_t)h->cfg.n_volumes, sizeof(*ar->reserved)))) {
+		free(ar);
+		return -1;
+	}
 	pthread_mutex_init(&ar->mu, NULL);
+	pthread_mutex_init(&ar->vmu, NULL);
 	pthread_cond_init(&ar->cv, NULL);
 	if (pthread_create(&ar->thread, NULL, worker, ar) != 0) {
 		pthread_mutex_destroy(&ar->mu);
+		pthread_mutex_destroy(&ar->vmu);
 		pthread_cond_destroy(&ar->cv);
+		free(ar->reserved);
 		free(ar);
 		return -1;
 	}
@@ -1457,7 +1538,9 @@ void archive_stop(hub *h)
 	pthread_mutex_unlock(&ar->mu);
 	pthread_join(ar->thread, NULL);
 	pthread_mutex_destroy(&ar->mu);
+	pthread_mutex_destroy(&ar->vmu);
 	pthread_cond_destroy(&ar->cv);
+	free(ar->reserved);
 	free(ar);
 	h->archiver = NULL;
 }
