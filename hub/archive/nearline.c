@@ -21,6 +21,8 @@
  *      the file is renamed into place (directory fsync'ed);
  *   3. tar_file (verified_at NULL) and the instances' tar columns (one
  *      UPDATE over arrays) are written and committed.
+ * Two series are packed at once (archive_pass, pass_helper), each under its
+ * own series lock and connection.
  * A crash before 3 leaves a temp file or an unindexed TAR: both are removed
  * at start-up, so index and volumes agree. A TAR is never rewritten: later
  * objects of an archived series go into a TAR of their own.
