@@ -75,6 +75,9 @@ static const dh_cfg_option hub_options[] = {
 	  "evict archived objects from the cache when it holds more than this many MiB (0: never)", 1 },
 	{ "archive", "cache_low_mb", DH_CFG_INT, "0", O(cache_low_mb), 0, 1L << 40, NULL,
 	  "eviction stops when the cache is down to this many MiB", 1 },
+	{ "archive", "read_verify", DH_CFG_ENUM, "digest", O(archive_read_verify), 0, 0, "digest|md5",
+	  "check of objects read from TARs: digest = XXH3-128 recorded at ingest (MD5 when there is none), "
+	  "md5 = always the MD5", 1 },
 	{ "stgcmt", "retry_interval", DH_CFG_INT, "10", O(retry_interval), 1, 86400, NULL,
 	  "seconds between attempts to deliver a storage commitment result", 1 },
 	{ "stgcmt", "max_attempts", DH_CFG_INT, "30", O(max_attempts), 1, 100000, NULL,

@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 enum { HUB_DUP_REJECT = 0, HUB_DUP_ACCEPT = 1, HUB_DUP_OVERWRITE = 2 };
+enum { HUB_READ_VERIFY_DIGEST = 0, HUB_READ_VERIFY_MD5 = 1 };
 enum { HUB_FWD_DIRECT = 0, HUB_FWD_PROXY = 1 };
 
 /* A remote AE from a [remote.AETITLE] section. */
@@ -87,6 +88,7 @@ typedef struct {
 	long archive_scan_interval;
 	long cache_high_mb;
 	long cache_low_mb;
+	int archive_read_verify; /* HUB_READ_VERIFY_* */
 	/* [external] */
 	long ext_scan_interval;
 	long ext_stable_seconds;

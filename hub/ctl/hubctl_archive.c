@@ -163,14 +163,15 @@ int hubctl_archive_backlog_summary(const hub_config *cfg, PGconn *c, hubctl_back
 
 static int cmd_tars(PGconn *c, int argc, char **argv, int json)
 {
-	static const int num[] = { 0, 0, 1, 1, 0, 0, 0 };
+	static const int num[] = { 0, 0, 1, 1, 0, 0, 0, 0 };
 	if (argc != 2) {
 		fprintf(stderr, "usage: hubctl tars SERIES_UID\n");
 		return 2;
 	}
 	const char *p[1] = { argv[1] };
 	return query_print(c,
-			   "SELECT v.name AS volume, t.path, t.members, t.size, t.md5, "
+			   "SELECT v.name AS volume, t.path, t.members, t.size, COALESCE(t.md5, '') AS md5, "
+			   "t.digest AS xxh3_128, "
 			   "t.created_at::timestamp(0)::text AS created, "
 			   "COALESCE(t.verified_at::timestamp(0)::text, '') AS verified "
 			   "FROM tar_file t JOIN volume v ON v.pk = t.volume_fk JOIN series se ON se.pk = t.series_fk "
@@ -360,7 +361,7 @@ static int cmd_verify(const hub_config *cfg, PGconn *c, int argc, char **argv, i
 		return 2;
 	}
 	const char *vp[1] = { argv[1] };
-	t = dh_db_query(c, "SELECT t.pk, t.path, t.md5, t.size, v.path, v.state FROM tar_file t "
+	t = dh_db_query(c, "SELECT t.pk, t.path, COALESCE(t.md5, ''), t.size, v.path, v.state, t.digest FROM tar_file t "
 			   "JOIN volume v ON v.pk = t.volume_fk WHERE v.name = $1 ORDER BY t.pk", 1, vp, &err);
 	if (!t) {
 		fprintf(stderr, "hubctl: %s\n", err.msg);
@@ -382,11 +383,14 @@ static int cmd_verify(const hub_config *cfg, PGconn *c, int argc, char **argv, i
 			problem(&pr, json, "%s: missing", rel);
 			continue;
 		}
-		if (dh_md5_file(path, md5) < 0)
+		/* TARs since hub 014 carry the XXH3-128 computed while they were written, older ones an MD5 */
+		const char *want = PQgetvalue(t, k, 6)[0] ? PQgetvalue(t, k, 6) : PQgetvalue(t, k, 2);
+		const char *kind = PQgetvalue(t, k, 6)[0] ? "XXH3-128" : "MD5";
+		if ((PQgetvalue(t, k, 6)[0] ? archive_digest_file(path, md5) : dh_md5_file(path, md5)) < 0)
 			problem(&pr, json, "%s: unreadable", rel);
-		else if (strcmp(md5, PQgetvalue(t, k, 2)) != 0)
-			problem(&pr, json, "%s: TAR MD5 %s, index says %s (the file changed since it was written)", rel,
-				md5, PQgetvalue(t, k, 2));
+		else if (strcmp(md5, want) != 0)
+			problem(&pr, json, "%s: TAR %s %s, index says %s (the file changed since it was written)", rel,
+				kind, md5, want);
 		/* 2. members against the manifest */
 		verify_manifest(path, rel, &pr, json);
 		/* 3. indexed objects at their offsets */

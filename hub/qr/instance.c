@@ -59,17 +59,23 @@ int instance_open(hub *h, const char *pk, const char *cache_path, instance_src *
 		/* archive_locate's own "not found" comes without a server error */
 		return lost ? INSTANCE_DB : dberr.sqlstate[0] ? INSTANCE_ERROR : INSTANCE_GONE;
 	}
-	if (loc.avail == AVAIL_ONLINE) {
-		if (!(src->path = strdup(loc.path))) {
+	return instance_open_loc(&loc, src, err, errlen);
+}
+
+int instance_open_loc(const archive_loc *loc, instance_src *src, char *err, size_t errlen)
+{
+	memset(src, 0, sizeof(*src));
+	if (loc->avail == AVAIL_ONLINE) {
+		if (!(src->path = strdup(loc->path))) {
 			snprintf(err, errlen, "out of memory");
 			return INSTANCE_ERROR;
 		}
 		return INSTANCE_OK;
 	}
-	if (loc.avail == AVAIL_OFFLINE)
-		snprintf(src->volume, sizeof(src->volume), "%s", loc.volume);
-	if (archive_read(&loc, &src->buf, &src->len, err, errlen) < 0)
-		return loc.avail == AVAIL_OFFLINE ? INSTANCE_OFFLINE : INSTANCE_ERROR;
+	if (loc->avail == AVAIL_OFFLINE)
+		snprintf(src->volume, sizeof(src->volume), "%s", loc->volume);
+	if (archive_read(loc, &src->buf, &src->len, err, errlen) < 0)
+		return loc->avail == AVAIL_OFFLINE ? INSTANCE_OFFLINE : INSTANCE_ERROR;
 	return INSTANCE_OK;
 }
 

@@ -9,7 +9,8 @@
  *    instance.received_study_uid;
  *  - opening an instance's bytes wherever they are: the online cache or
  *    its member in a series TAR on a nearline volume (read at its recorded
- *    offset and MD5-checked, never extracted to disk).
+ *    offset and checked against its digest or MD5 as archive.read_verify
+ *    says, never extracted to disk).
  * What to change in the bytes as they leave is render.h's business.
  *
  * Ownership: an instance_src is the caller's (instance_src_free).
@@ -18,6 +19,7 @@
 #define HUB_INSTANCE_H
 
 #include "hub.h"
+#include "nearline.h"
 
 #include <stddef.h>
 
@@ -64,6 +66,12 @@ typedef struct {
  * with src filled, or an instance_rc with a message in err.
  */
 int instance_open(hub *h, const char *pk, const char *cache_path, instance_src *src, char *err, size_t errlen);
+
+/*
+ * Same as instance_open for an object the caller already located (loc from
+ * its own query, archive_loc_from_row): no index lookup per object.
+ */
+int instance_open_loc(const archive_loc *loc, instance_src *src, char *err, size_t errlen);
 
 void instance_src_free(instance_src *src);
 

@@ -80,7 +80,8 @@ typedef struct {
 	char *sop_class;
 	char *ts;
 	char *path; /* absolute cache path; NULL when evicted (read from its TAR) */
-	char *pk;   /* instance primary key: evicted objects, render_get */
+	char *pk;   /* instance primary key: render_get */
+	archive_loc *loc; /* evicted: where its TAR member is (malloc'ed), located by the move's query */
 } move_obj;
 
 typedef struct {
@@ -98,6 +99,7 @@ static void move_set_free(move_set *s)
 		free(s->objs[i].ts);
 		free(s->objs[i].path);
 		free(s->objs[i].pk);
+		free(s->objs[i].loc);
 	}
 	if (s) {
 		free(s->objs);
@@ -252,8 +254,8 @@ static int select_objects(hub *h, const move_keys *k, const char *dest_ae, move_
 	if (np == 0)
 		off = 0; /* no CTE */
 	off += (size_t)snprintf(sql + off, sizeof(sql) - off,
-		"SELECT i.sop_uid, i.sop_class_uid, i.transfer_syntax, i.file_path, i.pk "
-		"FROM instance i JOIN series se ON se.pk = i.series_fk "
+		"SELECT i.sop_uid, i.sop_class_uid, i.transfer_syntax, i.file_path, i.pk, " ARCHIVE_LOC_COLS " "
+		"FROM instance i " ARCHIVE_LOC_JOINS " JOIN series se ON se.pk = i.series_fk "
 		"JOIN study st ON st.pk = se.study_fk JOIN patient p ON p.pk = st.patient_fk WHERE true");
 	if (k->patient_id[0]) {
 		params[np++] = k->patient_id;
@@ -292,6 +294,12 @@ static int select_objects(hub *h, const move_keys *k, const char *dest_ae, move_
 		if (!PQgetisnull(r, i, 3) &&
 		    asprintf(&o->path, "%s/%s", h->cfg.cache_dir, PQgetvalue(r, i, 3)) < 0)
 			goto done;
+		/* evicted: its TAR member is located here, in the same query, not one lookup per object */
+		if (PQgetisnull(r, i, 3)) {
+			if (!(o->loc = malloc(sizeof(*o->loc))))
+				goto done;
+			archive_loc_from_row(h, r, i, 5, o->loc);
+		}
 		set->n = i + 1;
 		if (!o->sop_uid || !o->sop_class || !o->ts || !o->pk)
 			goto done;
@@ -375,8 +383,9 @@ static void add_failed(move_run *m, const char *uid)
 
 /*
  * Sends one object from wherever it is: the online cache, or its TAR member
- * on a nearline volume (read at its offset and MD5-checked, never extracted
- * to disk). An offline volume or damaged bytes fail the sub-operation.
+ * on a nearline volume (located by the move's query, read at its offset and
+ * checked as archive.read_verify says, never extracted to disk). An offline
+ * volume or damaged bytes fail the sub-operation.
  */
 static int send_object(hub *h, dh_dcm_assoc *d, int pc, int raw, const move_obj *o, const render_set *rs,
 		       move_run *m, unsigned int *st, char *err, size_t errlen)
@@ -388,7 +397,8 @@ static int send_object(hub *h, dh_dcm_assoc *d, int pc, int raw, const move_obj 
 	int n_ov = 0;
 	render_get(rs, o->pk, &ov, &n_ov);
 	instance_src src;
-	int rc = instance_open(h, o->pk, o->path, &src, err, errlen);
+	int rc = o->loc ? instance_open_loc(o->loc, &src, err, errlen)
+			: instance_open(h, o->pk, o->path, &src, err, errlen);
 	if (rc != INSTANCE_OK)
 		return DH_DCM_ERROR;
 	if (src.path)
@@ -497,6 +507,9 @@ static unsigned int run_suboperations(move_run *m, const move_set *set, const hu
 			add_failed(m, o->sop_uid);
 		} else {
 			err[0] = '\0';
+			/* from a TAR: the device reads the next member while this one goes out */
+			if (i + 1 < set->n && set->objs[i + 1].loc)
+				archive_prefetch(set->objs[i + 1].loc);
 			rc = send_object(h, d, pc, raw, o, set->rs, m, &st, err, sizeof(err));
 			if (rc == DH_DCM_OK && st == 0x0000) {
 				m->counts[1]++;
