@@ -383,7 +383,7 @@ static int cmd_verify(const hub_config *cfg, PGconn *c, int argc, char **argv, i
 			problem(&pr, json, "%s: missing", rel);
 			continue;
 		}
-		/* TARs since hub 014 carry the XXH3-128 computed while they were written, older ones an MD5 */
+		/* TARs since hub 013 carry the XXH3-128 computed while they were written, older ones an MD5 */
 		const char *want = PQgetvalue(t, k, 6)[0] ? PQgetvalue(t, k, 6) : PQgetvalue(t, k, 2);
 		const char *kind = PQgetvalue(t, k, 6)[0] ? "XXH3-128" : "MD5";
 		if ((PQgetvalue(t, k, 6)[0] ? archive_digest_file(path, md5) : dh_md5_file(path, md5)) < 0)

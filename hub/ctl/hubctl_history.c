@@ -82,7 +82,7 @@ static const char *const events_sql =
 	/* archive: TARs of the studies' series, current and deleted */
 	"UNION ALL SELECT t.created_at, 5, 'archived', COALESCE(st.study_uid, ''), t.series_uid, "
 	"  'volume ' || v.name || ', ' || t.path || ', ' || t.members || ' object(s), ' "
-	"  || COALESCE('XXH3-128 ' || NULLIF(t.digest, ''), 'MD5 ' || t.md5, '') " /* hub 014: digest, older: MD5 */
+	"  || COALESCE('XXH3-128 ' || NULLIF(t.digest, ''), 'MD5 ' || t.md5, '') " /* hub 013: digest, older: MD5 */
 	"FROM tar_file t JOIN volume v ON v.pk = t.volume_fk LEFT JOIN series se ON se.pk = t.series_fk "
 	"  LEFT JOIN study st ON st.pk = se.study_fk "
 	"WHERE st.study_uid IN (SELECT u FROM s) OR (t.series_fk IS NULL AND t.series_uid IN "

@@ -1,4 +1,4 @@
--- 014_tar_digest: a TAR's own checksum becomes XXH3-128, computed while the
+-- 013_tar_digest: a TAR's own checksum becomes XXH3-128, computed while the
 -- TAR is written (no second pass over the file), and "indexed" is no longer
 -- "verified".
 --
