@@ -11,11 +11,15 @@
 #include "db.h"
 #include "log.h"
 
+#include <libpq-events.h>
+
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 struct dh_db {
 	pthread_mutex_t lock;
@@ -170,10 +174,8 @@ void dh_db_put(dh_db *db, PGconn *conn, int broken)
 	pthread_mutex_unlock(&db->lock);
 }
 
-PGresult *dh_db_query(PGconn *conn, const char *sql, int nparams,
-		      const char *const *params, dh_db_err *err)
+static PGresult *result_or_err(PGconn *conn, PGresult *res, dh_db_err *err)
 {
-	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 		return res;
@@ -188,6 +190,12 @@ PGresult *dh_db_query(PGconn *conn, const char *sql, int nparams,
 	return NULL;
 }
 
+PGresult *dh_db_query(PGconn *conn, const char *sql, int nparams,
+		      const char *const *params, dh_db_err *err)
+{
+	return result_or_err(conn, PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0), err);
+}
+
 int dh_db_exec(PGconn *conn, const char *sql, int nparams,
 	       const char *const *params, dh_db_err *err)
 {
@@ -196,6 +204,115 @@ int dh_db_exec(PGconn *conn, const char *sql, int nparams,
 		return -1;
 	PQclear(res);
 	return 0;
+}
+
+/* ---- prepared statements ----------------------------------------------- */
+
+/*
+ * The per-connection cache of dh_db_query_prep: which texts this session
+ * has prepared, under which name. Lookup is a linear scan of hashes (a few
+ * dozen entries, one compare each); the text is compared too, so a hash
+ * collision can never run the wrong statement.
+ */
+typedef struct {
+	int n;
+	uint64_t hash[DH_DB_PREP_MAX];
+	char *sql[DH_DB_PREP_MAX];
+} prep_cache;
+
+static void prep_clear(prep_cache *pc)
+{
+	for (int i = 0; i < pc->n; i++)
+		free(pc->sql[i]);
+	pc->n = 0;
+}
+
+static int prep_event(PGEventId id, void *info, void *pass)
+{
+	(void)pass;
+	if (id == PGEVT_CONNRESET) {
+		/* a reset opens a new session: the server forgot our statements */
+		prep_cache *pc = PQinstanceData(((PGEventConnReset *)info)->conn, prep_event);
+		if (pc)
+			prep_clear(pc);
+	} else if (id == PGEVT_CONNDESTROY) {
+		PGconn *c = ((PGEventConnDestroy *)info)->conn;
+		prep_cache *pc = PQinstanceData(c, prep_event);
+		if (pc) {
+			prep_clear(pc);
+			free(pc);
+		}
+	}
+	return 1;
+}
+
+/* The connection's cache, registered on first use; NULL (run unprepared) when out of memory. */
+static prep_cache *prep_of(PGconn *conn)
+{
+	prep_cache *pc = PQinstanceData(conn, prep_event);
+	if (pc)
+		return pc;
+	if (!(pc = calloc(1, sizeof(*pc))))
+		return NULL;
+	/* registering twice fails harmlessly; the data is what says whether we did */
+	(void)PQregisterEventProc(conn, prep_event, "dh_db_prep", NULL);
+	if (!PQsetInstanceData(conn, prep_event, pc)) {
+		free(pc);
+		return NULL;
+	}
+	return pc;
+}
+
+PGresult *dh_db_query_prep(PGconn *conn, const char *sql, int nparams,
+			   const char *const *params, dh_db_err *err)
+{
+	prep_cache *pc = prep_of(conn);
+	if (!pc)
+		return dh_db_query(conn, sql, nparams, params, err);
+	size_t len = strlen(sql);
+	uint64_t h = XXH3_64bits(sql, len);
+	int slot = -1;
+	for (int i = 0; i < pc->n && slot < 0; i++)
+		if (pc->hash[i] == h && strcmp(pc->sql[i], sql) == 0)
+			slot = i;
+	char name[24];
+	if (slot < 0) {
+		if (pc->n >= DH_DB_PREP_MAX || !(pc->sql[pc->n] = malloc(len + 1)))
+			return dh_db_query(conn, sql, nparams, params, err);
+		/* parameter types as PQexecParams leaves them: inferred by the server */
+		snprintf(name, sizeof(name), "dh_%d", pc->n);
+		PGresult *res = result_or_err(conn, PQprepare(conn, name, sql, nparams, NULL), err);
+		if (!res) {
+			free(pc->sql[pc->n]);
+			return NULL;
+		}
+		PQclear(res);
+		memcpy(pc->sql[pc->n], sql, len + 1);
+		pc->hash[pc->n] = h;
+		slot = pc->n++;
+	}
+	snprintf(name, sizeof(name), "dh_%d", slot);
+	PGresult *res = result_or_err(conn, PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0), err);
+	/* the session lost our statements (DISCARD ALL by someone): start afresh next time */
+	if (!res && err && strcmp(err->sqlstate, "26000") == 0)
+		prep_clear(pc);
+	return res;
+}
+
+int dh_db_exec_prep(PGconn *conn, const char *sql, int nparams,
+		    const char *const *params, dh_db_err *err)
+{
+	PGresult *res = dh_db_query_prep(conn, sql, nparams, params, err);
+	if (!res)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+int dh_db_prep_count(PGconn *conn)
+{
+	prep_cache *pc = conn ? PQinstanceData(conn, prep_event) : NULL;
+	return pc ? pc->n : 0;
 }
 
 int dh_db_conn_lost(PGconn *conn, const dh_db_err *err)
