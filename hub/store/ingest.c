@@ -8,8 +8,9 @@
  *      File Meta Information added from the command);
  *   2. it is parsed and checked against the command (A900 when it is not an
  *      instance of the SOP class, lacks its UIDs, or is damaged);
- *   3. its MD5 (and XXH3-128 digests of the file and of its data set) are
- *      computed while the file is read back, and it is fsync'ed;
+ *   3. it is fsync'ed; its MD5 and the XXH3-128 digests of the file and of
+ *      its data set were computed while its bytes were written (step 1), so
+ *      it is never read back;
  *   4. one PostgreSQL transaction, serialised per SOP Instance UID by an
  *      advisory lock, applies the duplicate policy (seeds/kb-8993,
  *      conformance §2.2.1.6.1.3), renames the file into place durably and
@@ -754,7 +755,8 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 	/* the temp file lives in its final directory: the rename stays in one
 	 * directory, and ext4 does not pile every new inode into one group */
 	snprintf(tmp, sizeof(tmp), "%s/%.2s/%s.part", cache, uuid, uuid);
-	int r = dh_dcm_receive_store_file(a, cmd, tmp, timeout, err, sizeof(err));
+	dh_dcm_received got;
+	int r = dh_dcm_receive_store_hashed(a, cmd, tmp, timeout, &got, err, sizeof(err));
 	if (r == DH_DCM_NOSPACE) {
 		d.status = ST_OUT_OF_RESOURCES;
 		snprintf(d.comment, sizeof(d.comment), "storage full");
@@ -787,8 +789,12 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		snprintf(d.comment, sizeof(d.comment), "out of memory");
 		goto respond;
 	}
-	/* one read: the file's MD5 and the data set's (verify compares it with the spoke's; '' unknown) */
-	if (dh_durable_md5_sync(tmp, md5, &size, dh_dsdigest_offset(tmp), dsdig, fdig) < 0) {
+	/* digests from the receive: the file's MD5 and XXH3, the data set's (verify compares it with the spoke's) */
+	snprintf(md5, sizeof(md5), "%s", got.md5);
+	snprintf(dsdig, sizeof(dsdig), "%s", got.dataset_digest);
+	snprintf(fdig, sizeof(fdig), "%s", got.file_digest);
+	size = got.size;
+	if (dh_durable_fsync_path(tmp) < 0) {
 		int e = errno;
 		d.status = (e == ENOSPC || e == EDQUOT) ? ST_OUT_OF_RESOURCES : ST_PROCESSING_FAILURE;
 		snprintf(d.comment, sizeof(d.comment), "cannot write object: %s", strerror(e));
