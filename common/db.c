@@ -263,34 +263,45 @@ static prep_cache *prep_of(PGconn *conn)
 	return pc;
 }
 
+/*
+ * The cache slot of sql, prepared on first use. Returns the slot, -1 when
+ * it cannot be cached (run it unprepared), or -2 when PREPARE failed (err).
+ */
+static int prep_slot(PGconn *conn, prep_cache *pc, const char *sql, int nparams, dh_db_err *err)
+{
+	if (!pc)
+		return -1;
+	size_t len = strlen(sql);
+	uint64_t h = XXH3_64bits(sql, len);
+	for (int i = 0; i < pc->n; i++)
+		if (pc->hash[i] == h && strcmp(pc->sql[i], sql) == 0)
+			return i;
+	if (pc->n >= DH_DB_PREP_MAX || !(pc->sql[pc->n] = malloc(len + 1)))
+		return -1;
+	/* parameter types as PQexecParams leaves them: inferred by the server */
+	char name[24];
+	snprintf(name, sizeof(name), "dh_%d", pc->n);
+	PGresult *res = result_or_err(conn, PQprepare(conn, name, sql, nparams, NULL), err);
+	if (!res) {
+		free(pc->sql[pc->n]);
+		return -2;
+	}
+	PQclear(res);
+	memcpy(pc->sql[pc->n], sql, len + 1);
+	pc->hash[pc->n] = h;
+	return pc->n++;
+}
+
 PGresult *dh_db_query_prep(PGconn *conn, const char *sql, int nparams,
 			   const char *const *params, dh_db_err *err)
 {
 	prep_cache *pc = prep_of(conn);
-	if (!pc)
+	int slot = prep_slot(conn, pc, sql, nparams, err);
+	if (slot == -2)
+		return NULL;
+	if (slot < 0)
 		return dh_db_query(conn, sql, nparams, params, err);
-	size_t len = strlen(sql);
-	uint64_t h = XXH3_64bits(sql, len);
-	int slot = -1;
-	for (int i = 0; i < pc->n && slot < 0; i++)
-		if (pc->hash[i] == h && strcmp(pc->sql[i], sql) == 0)
-			slot = i;
 	char name[24];
-	if (slot < 0) {
-		if (pc->n >= DH_DB_PREP_MAX || !(pc->sql[pc->n] = malloc(len + 1)))
-			return dh_db_query(conn, sql, nparams, params, err);
-		/* parameter types as PQexecParams leaves them: inferred by the server */
-		snprintf(name, sizeof(name), "dh_%d", pc->n);
-		PGresult *res = result_or_err(conn, PQprepare(conn, name, sql, nparams, NULL), err);
-		if (!res) {
-			free(pc->sql[pc->n]);
-			return NULL;
-		}
-		PQclear(res);
-		memcpy(pc->sql[pc->n], sql, len + 1);
-		pc->hash[pc->n] = h;
-		slot = pc->n++;
-	}
 	snprintf(name, sizeof(name), "dh_%d", slot);
 	PGresult *res = result_or_err(conn, PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0), err);
 	/* the session lost our statements (DISCARD ALL by someone): start afresh next time */
@@ -307,6 +318,80 @@ int dh_db_exec_prep(PGconn *conn, const char *sql, int nparams,
 		return -1;
 	PQclear(res);
 	return 0;
+}
+
+int dh_db_query_batch(PGconn *conn, const dh_db_stmt *stmts, int n, PGresult **results, dh_db_err *err)
+{
+	prep_cache *pc = prep_of(conn);
+	int slot[DH_DB_BATCH_MAX], sent = 0, rc = -1, failed = 0;
+
+	for (int i = 0; i < n && i < DH_DB_BATCH_MAX; i++)
+		results[i] = NULL;
+	if (n < 1 || n > DH_DB_BATCH_MAX) {
+		err_set(err, "", "%s", "invalid batch size");
+		return -1;
+	}
+	/* first uses prepare one by one (once per connection); the batch itself is one round trip */
+	for (int i = 0; i < n; i++)
+		if ((slot[i] = prep_slot(conn, pc, stmts[i].sql, stmts[i].nparams, err)) == -2)
+			return -1;
+	if (!PQenterPipelineMode(conn)) {
+		err_set(err, "08006", "cannot enter pipeline mode: %s", PQerrorMessage(conn));
+		return -1;
+	}
+	for (; sent < n; sent++) {
+		char name[24];
+		snprintf(name, sizeof(name), "dh_%d", slot[sent]);
+		int ok = slot[sent] >= 0
+			? PQsendQueryPrepared(conn, name, stmts[sent].nparams, stmts[sent].params, NULL, NULL, 0)
+			: PQsendQueryParams(conn, stmts[sent].sql, stmts[sent].nparams, NULL, stmts[sent].params,
+					    NULL, NULL, 0);
+		if (!ok)
+			break;
+	}
+	if (sent < n || !PQpipelineSync(conn)) {
+		err_set(err, "08006", "cannot send batch: %s", PQerrorMessage(conn));
+		return -1; /* the connection is in an unknown state: reported lost, discarded */
+	}
+	for (int i = 0; i < n; i++) {
+		PGresult *r = PQgetResult(conn);
+		if (!r) {
+			err_set(err, "08006", "batch: %s", PQerrorMessage(conn));
+			goto out;
+		}
+		ExecStatusType st = PQresultStatus(r);
+		if (st == PGRES_PIPELINE_ABORTED) {
+			PQclear(r);
+		} else if (!failed) {
+			if (!(results[i] = result_or_err(conn, r, err)))
+				failed = 1;
+		} else {
+			PQclear(r);
+		}
+		/* each statement's results end with a NULL */
+		if ((r = PQgetResult(conn)) != NULL) {
+			PQclear(r);
+			err_set(err, "08006", "%s", "batch: unexpected extra result");
+			goto out;
+		}
+	}
+	PGresult *sync = PQgetResult(conn);
+	int synced = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+	PQclear(sync);
+	if (!synced || !PQexitPipelineMode(conn)) {
+		err_set(err, "08006", "batch: %s", PQerrorMessage(conn));
+		goto out;
+	}
+	rc = failed ? -1 : 0;
+	if (failed && err && strcmp(err->sqlstate, "26000") == 0 && pc)
+		prep_clear(pc);
+	return rc;
+out:
+	for (int i = 0; i < n; i++) {
+		PQclear(results[i]);
+		results[i] = NULL;
+	}
+	return -1;
 }
 
 int dh_db_prep_count(PGconn *conn)

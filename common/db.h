@@ -90,6 +90,27 @@ PGresult *dh_db_query_prep(PGconn *conn, const char *sql, int nparams,
 int dh_db_exec_prep(PGconn *conn, const char *sql, int nparams,
 		    const char *const *params, dh_db_err *err);
 
+/* One statement of a dh_db_query_batch. */
+typedef struct {
+	const char *sql; /* static text, as for dh_db_query_prep */
+	int nparams;
+	const char *const *params;
+} dh_db_stmt;
+
+#define DH_DB_BATCH_MAX 8
+
+/*
+ * Runs n (<= DH_DB_BATCH_MAX) static statements in order in ONE round trip
+ * (libpq pipeline mode), each prepared as dh_db_query_prep does; the server
+ * runs each with its own snapshot, as if sent one by one. results[i] gets
+ * statement i's result (the caller PQclear's it) or NULL when it failed or
+ * was skipped (the server skips what follows a failure). Returns 0 when all
+ * succeeded, else -1 with the first failure in err. A failure of the
+ * pipeline itself (not of a statement) is reported as a lost connection
+ * (08006), so the caller discards the connection.
+ */
+int dh_db_query_batch(PGconn *conn, const dh_db_stmt *stmts, int n, PGresult **results, dh_db_err *err);
+
 /* How many statements conn has prepared through dh_db_query_prep (tests, diagnostics). */
 int dh_db_prep_count(PGconn *conn);
 

@@ -300,23 +300,23 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 	snprintf(study_uid, sizeof(study_uid), "%s", o->study_uid);
 	snprintf(series_uid, sizeof(series_uid), "%s", o->series_uid);
 	snprintf(sop_uid, sizeof(sop_uid), "%s", o->sop_uid);
-	x(t, "BEGIN", 0, NULL);
-	{
-		const char *p[1] = { o->sop_uid };
-		x(t, "SELECT pg_advisory_xact_lock(7243002, hashtext($1))", 1, p);
-	}
 	/*
-	 * One round trip for everything the common case decides on: the study
-	 * (its accession), whether the SOP UID is known, whether a spoke's
-	 * resend names a deleted instance, and the patient, study and series
-	 * rows the object would join. It runs after the lock, so its snapshot
-	 * sees every object of this SOP UID committed before. Rare cases
-	 * (duplicates, remaps, rows missing) take the statements below, as
-	 * before; the probe only lets the common case skip them.
+	 * BEGIN, the lock serialising this SOP Instance UID, and the probe: what
+	 * the common case decides on (the study and its accession, whether the
+	 * SOP UID is known, whether a spoke's resend names a deleted instance,
+	 * the patient, study and series rows the object would join), sent in
+	 * one round trip (dh_db_query_batch). The probe runs after the lock has
+	 * been granted, as its own statement, so its snapshot sees every object
+	 * of this SOP UID committed before. Rare cases (duplicates, remaps, rows
+	 * missing) take the statements below, as before.
 	 */
 	{
+		const char *lp[1] = { o->sop_uid };
 		const char *p[6] = { o->study_uid, o->sop_uid, o->patient_id, o->issuer, o->series_uid, md5 };
-		PGresult *pr = q(t, "SELECT st.pk, st.accession, st.patient_fk, "
+		const dh_db_stmt st[3] = {
+			{ "BEGIN", 0, NULL },
+			{ "SELECT pg_advisory_xact_lock(7243002, hashtext($1))", 1, lp },
+			{ "SELECT st.pk, st.accession, st.patient_fk, "
 			  "EXISTS (SELECT 1 FROM instance i WHERE i.received_sop_uid = $2 OR i.sop_uid = $2), "
 			  "(SELECT reason FROM deleted_instance WHERE sop_uid = $2 AND md5 = $6 LIMIT 1), "
 			  "p.pk, p.patient_name, p.birth_date, p.sex, se.pk, se.study_fk "
@@ -324,7 +324,14 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 			  "LEFT JOIN study st ON st.study_uid = $1 "
 			  "LEFT JOIN patient p ON p.patient_id = $3 AND p.issuer = $4 "
 			  "LEFT JOIN series se ON se.series_uid = $5",
-		       6, p);
+			  6, p },
+		};
+		PGresult *res[3];
+		if (dh_db_query_batch(t->c, st, 3, res, &t->err) < 0)
+			t->failed = 1;
+		PQclear(res[0]);
+		PQclear(res[1]);
+		PGresult *pr = res[2];
 		if (pr && PQntuples(pr) == 1) {
 			pb = &pbuf;
 			probe_fill(pb, pr);

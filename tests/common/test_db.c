@@ -400,6 +400,81 @@ static void test_prepared_statements(void)
 }
 
 /*
+ * dh_db_query_batch: statements run in order in one round trip, each with
+ * its results; a failing one reports its SQLSTATE, the ones after it are
+ * skipped, and the connection leaves pipeline mode usable (the caller rolls
+ * back). Each statement sees what the ones before it did.
+ */
+static void test_batch(void)
+{
+	dh_db *one = NULL;
+	dh_db_err err;
+	PGconn *c;
+	PGresult *res[3];
+	const char *v[1] = { "7" };
+
+	memset(&err, 0, sizeof(err));
+	CU_ASSERT_EQUAL_FATAL(dh_db_open(&one, conninfo, 1), 0);
+	c = dh_db_get(one, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL_FATAL(dh_db_exec(c, "CREATE TEMP TABLE bt (v int)", 0, NULL, &err), 0);
+	for (int round = 0; round < 2; round++) { /* first use prepares, the second only executes */
+		const dh_db_stmt ok[3] = {
+			{ "BEGIN", 0, NULL },
+			{ "INSERT INTO bt VALUES ($1::int)", 1, v },
+			{ "SELECT count(*), sum(v) FROM bt", 0, NULL },
+		};
+		CU_ASSERT_EQUAL(dh_db_query_batch(c, ok, 3, res, &err), 0);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(res[2]);
+		CU_ASSERT_STRING_EQUAL(PQgetvalue(res[2], 0, 0), round == 0 ? "1" : "2");
+		CU_ASSERT_STRING_EQUAL(PQgetvalue(res[2], 0, 1), round == 0 ? "7" : "14");
+		for (int i = 0; i < 3; i++)
+			PQclear(res[i]);
+		CU_ASSERT_EQUAL(PQtransactionStatus(c), PQTRANS_INTRANS);
+		CU_ASSERT_EQUAL(dh_db_exec_prep(c, "COMMIT", 0, NULL, &err), 0);
+	}
+	CU_ASSERT_EQUAL(PQpipelineStatus(c), PQ_PIPELINE_OFF);
+
+	const char *zero[1] = { "0" };
+	const dh_db_stmt bad[3] = {
+		{ "BEGIN", 0, NULL },
+		{ "SELECT 1 / $1::int", 1, zero },
+		{ "SELECT count(*), sum(v) FROM bt", 0, NULL },
+	};
+	memset(&err, 0, sizeof(err));
+	CU_ASSERT_EQUAL(dh_db_query_batch(c, bad, 3, res, &err), -1);
+	CU_ASSERT_STRING_EQUAL(err.sqlstate, "22012");
+	CU_ASSERT_PTR_NOT_NULL(res[0]);
+	CU_ASSERT_PTR_NULL(res[1]);
+	CU_ASSERT_PTR_NULL(res[2]);
+	PQclear(res[0]);
+	CU_ASSERT_EQUAL(dh_db_conn_lost(c, &err), 0);
+	CU_ASSERT_EQUAL(PQpipelineStatus(c), PQ_PIPELINE_OFF);
+	CU_ASSERT_EQUAL(PQtransactionStatus(c), PQTRANS_INERROR);
+	CU_ASSERT_EQUAL(dh_db_exec(c, "ROLLBACK", 0, NULL, &err), 0);
+	char n[16];
+	query_value(c, "SELECT count(*) FROM bt", 0, NULL, n, sizeof(n));
+	CU_ASSERT_STRING_EQUAL(n, "2");
+
+	/* a text that does not parse fails before anything is sent */
+	const dh_db_stmt unparsable[2] = { { "BEGIN", 0, NULL }, { "SELEKT 1", 0, NULL } };
+	memset(&err, 0, sizeof(err));
+	CU_ASSERT_EQUAL(dh_db_query_batch(c, unparsable, 2, res, &err), -1);
+	CU_ASSERT_STRING_EQUAL(err.sqlstate, "42601");
+	CU_ASSERT_EQUAL(PQtransactionStatus(c), PQTRANS_IDLE);
+
+	/* the server gone: the batch fails as a lost connection */
+	CU_ASSERT_EQUAL_FATAL(pgtest_ctl("restart"), 0);
+	const dh_db_stmt one_stmt[1] = { { "SELECT count(*), sum(v) FROM bt", 0, NULL } };
+	memset(&err, 0, sizeof(err));
+	CU_ASSERT_EQUAL(dh_db_query_batch(c, one_stmt, 1, res, &err), -1);
+	CU_ASSERT_EQUAL(dh_db_conn_lost(c, &err), 1);
+	CU_ASSERT_PTR_NULL(res[0]);
+	dh_db_put(one, c, 1);
+	dh_db_close(one);
+}
+
+/*
  * The brief's scenario: the connection in hand fails after the restart, is
  * returned as broken, and the next borrow opens a working one.
  */
@@ -557,6 +632,7 @@ int main(void)
 	    CU_add_test(s, "retryable and lost", test_retryable_and_lost) == NULL ||
 	    CU_add_test(s, "newer schema refused", test_newer_schema_refused) == NULL ||
 	    CU_add_test(s, "prepared statements", test_prepared_statements) == NULL ||
+	    CU_add_test(s, "batch in one round trip", test_batch) == NULL ||
 	    CU_add_test(s, "pool survives a restart", test_pool_survives_restart) == NULL ||
 	    CU_add_test(s, "idle connections after a restart", test_idle_connections_after_restart) == NULL ||
 	    CU_add_test(s, "get fails when stopped", test_get_fails_when_stopped) == NULL ||
