@@ -11,11 +11,15 @@
 #include "db.h"
 #include "log.h"
 
+#include <libpq-events.h>
+
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <xxhash.h>
 
 struct dh_db {
 	pthread_mutex_t lock;
@@ -170,10 +174,8 @@ void dh_db_put(dh_db *db, PGconn *conn, int broken)
 	pthread_mutex_unlock(&db->lock);
 }
 
-PGresult *dh_db_query(PGconn *conn, const char *sql, int nparams,
-		      const char *const *params, dh_db_err *err)
+static PGresult *result_or_err(PGconn *conn, PGresult *res, dh_db_err *err)
 {
-	PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
 	ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 		return res;
@@ -188,6 +190,12 @@ PGresult *dh_db_query(PGconn *conn, const char *sql, int nparams,
 	return NULL;
 }
 
+PGresult *dh_db_query(PGconn *conn, const char *sql, int nparams,
+		      const char *const *params, dh_db_err *err)
+{
+	return result_or_err(conn, PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0), err);
+}
+
 int dh_db_exec(PGconn *conn, const char *sql, int nparams,
 	       const char *const *params, dh_db_err *err)
 {
@@ -196,6 +204,225 @@ int dh_db_exec(PGconn *conn, const char *sql, int nparams,
 		return -1;
 	PQclear(res);
 	return 0;
+}
+
+/* ---- prepared statements ----------------------------------------------- */
+
+/*
+ * The per-connection cache of dh_db_query_prep: which texts this session
+ * has prepared, under which name. Lookup is a linear scan of hashes (a few
+ * dozen entries, one compare each); the text is compared too, so a hash
+ * collision can never run the wrong statement.
+ */
+typedef struct {
+	int n;
+	int custom_plans; /* the session asked for custom plans (see prep_session) */
+	uint64_t hash[DH_DB_PREP_MAX];
+	char *sql[DH_DB_PREP_MAX];
+} prep_cache;
+
+static void prep_clear(prep_cache *pc)
+{
+	for (int i = 0; i < pc->n; i++)
+		free(pc->sql[i]);
+	pc->n = 0;
+}
+
+static int prep_event(PGEventId id, void *info, void *pass)
+{
+	(void)pass;
+	if (id == PGEVT_CONNRESET) {
+		/* a reset opens a new session: the server forgot our statements */
+		prep_cache *pc = PQinstanceData(((PGEventConnReset *)info)->conn, prep_event);
+		if (pc) {
+			prep_clear(pc);
+			pc->custom_plans = 0;
+		}
+	} else if (id == PGEVT_CONNDESTROY) {
+		PGconn *c = ((PGEventConnDestroy *)info)->conn;
+		prep_cache *pc = PQinstanceData(c, prep_event);
+		if (pc) {
+			prep_clear(pc);
+			free(pc);
+		}
+	}
+	return 1;
+}
+
+/*
+ * Prepared statements keep their parse tree but are planned for every
+ * execution (plan_cache_mode = force_custom_plan): a generic plan is fixed
+ * after five runs, and one made while a table was small (a new hub) keeps
+ * scanning it sequentially as it grows, until autovacuum analyzes it (seen:
+ * the duplicate lookup read half of the instance table per object). The
+ * session setting is made while the connection is idle (a SET inside a
+ * transaction would roll back with it); until then the first executions
+ * use PostgreSQL's default, which plans the first five custom anyway.
+ */
+static void prep_session(PGconn *conn, prep_cache *pc)
+{
+	if (pc->custom_plans || PQtransactionStatus(conn) != PQTRANS_IDLE)
+		return;
+	pc->custom_plans = 1; /* once per session, also when the server does not know the setting (< 12) */
+	if (PQserverVersion(conn) >= 120000)
+		PQclear(PQexec(conn, "SET plan_cache_mode = force_custom_plan"));
+}
+
+/* The connection's cache, registered on first use; NULL (run unprepared) when out of memory. */
+static prep_cache *prep_of(PGconn *conn)
+{
+	prep_cache *pc = PQinstanceData(conn, prep_event);
+	if (pc) {
+		prep_session(conn, pc);
+		return pc;
+	}
+	if (!(pc = calloc(1, sizeof(*pc))))
+		return NULL;
+	/* registering twice fails harmlessly; the data is what says whether we did */
+	(void)PQregisterEventProc(conn, prep_event, "dh_db_prep", NULL);
+	if (!PQsetInstanceData(conn, prep_event, pc)) {
+		free(pc);
+		return NULL;
+	}
+	prep_session(conn, pc);
+	return pc;
+}
+
+/*
+ * The cache slot of sql, prepared on first use. Returns the slot, -1 when
+ * it cannot be cached (run it unprepared), or -2 when PREPARE failed (err).
+ */
+static int prep_slot(PGconn *conn, prep_cache *pc, const char *sql, int nparams, dh_db_err *err)
+{
+	if (!pc)
+		return -1;
+	size_t len = strlen(sql);
+	uint64_t h = XXH3_64bits(sql, len);
+	for (int i = 0; i < pc->n; i++)
+		if (pc->hash[i] == h && strcmp(pc->sql[i], sql) == 0)
+			return i;
+	if (pc->n >= DH_DB_PREP_MAX || !(pc->sql[pc->n] = malloc(len + 1)))
+		return -1;
+	/* parameter types as PQexecParams leaves them: inferred by the server */
+	char name[24];
+	snprintf(name, sizeof(name), "dh_%d", pc->n);
+	PGresult *res = result_or_err(conn, PQprepare(conn, name, sql, nparams, NULL), err);
+	if (!res) {
+		free(pc->sql[pc->n]);
+		return -2;
+	}
+	PQclear(res);
+	memcpy(pc->sql[pc->n], sql, len + 1);
+	pc->hash[pc->n] = h;
+	return pc->n++;
+}
+
+PGresult *dh_db_query_prep(PGconn *conn, const char *sql, int nparams,
+			   const char *const *params, dh_db_err *err)
+{
+	prep_cache *pc = prep_of(conn);
+	int slot = prep_slot(conn, pc, sql, nparams, err);
+	if (slot == -2)
+		return NULL;
+	if (slot < 0)
+		return dh_db_query(conn, sql, nparams, params, err);
+	char name[24];
+	snprintf(name, sizeof(name), "dh_%d", slot);
+	PGresult *res = result_or_err(conn, PQexecPrepared(conn, name, nparams, params, NULL, NULL, 0), err);
+	/* the session lost our statements (DISCARD ALL by someone): start afresh next time */
+	if (!res && err && strcmp(err->sqlstate, "26000") == 0)
+		prep_clear(pc);
+	return res;
+}
+
+int dh_db_exec_prep(PGconn *conn, const char *sql, int nparams,
+		    const char *const *params, dh_db_err *err)
+{
+	PGresult *res = dh_db_query_prep(conn, sql, nparams, params, err);
+	if (!res)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+int dh_db_query_batch(PGconn *conn, const dh_db_stmt *stmts, int n, PGresult **results, dh_db_err *err)
+{
+	prep_cache *pc = prep_of(conn);
+	int slot[DH_DB_BATCH_MAX], sent = 0, rc = -1, failed = 0;
+
+	for (int i = 0; i < n && i < DH_DB_BATCH_MAX; i++)
+		results[i] = NULL;
+	if (n < 1 || n > DH_DB_BATCH_MAX) {
+		err_set(err, "", "%s", "invalid batch size");
+		return -1;
+	}
+	/* first uses prepare one by one (once per connection); the batch itself is one round trip */
+	for (int i = 0; i < n; i++)
+		if ((slot[i] = prep_slot(conn, pc, stmts[i].sql, stmts[i].nparams, err)) == -2)
+			return -1;
+	if (!PQenterPipelineMode(conn)) {
+		err_set(err, "08006", "cannot enter pipeline mode: %s", PQerrorMessage(conn));
+		return -1;
+	}
+	for (; sent < n; sent++) {
+		char name[24];
+		snprintf(name, sizeof(name), "dh_%d", slot[sent]);
+		int ok = slot[sent] >= 0
+			? PQsendQueryPrepared(conn, name, stmts[sent].nparams, stmts[sent].params, NULL, NULL, 0)
+			: PQsendQueryParams(conn, stmts[sent].sql, stmts[sent].nparams, NULL, stmts[sent].params,
+					    NULL, NULL, 0);
+		if (!ok)
+			break;
+	}
+	if (sent < n || !PQpipelineSync(conn)) {
+		err_set(err, "08006", "cannot send batch: %s", PQerrorMessage(conn));
+		return -1; /* the connection is in an unknown state: reported lost, discarded */
+	}
+	for (int i = 0; i < n; i++) {
+		PGresult *r = PQgetResult(conn);
+		if (!r) {
+			err_set(err, "08006", "batch: %s", PQerrorMessage(conn));
+			goto out;
+		}
+		ExecStatusType st = PQresultStatus(r);
+		if (st == PGRES_PIPELINE_ABORTED) {
+			PQclear(r);
+		} else if (!failed) {
+			if (!(results[i] = result_or_err(conn, r, err)))
+				failed = 1;
+		} else {
+			PQclear(r);
+		}
+		/* each statement's results end with a NULL */
+		if ((r = PQgetResult(conn)) != NULL) {
+			PQclear(r);
+			err_set(err, "08006", "%s", "batch: unexpected extra result");
+			goto out;
+		}
+	}
+	PGresult *sync = PQgetResult(conn);
+	int synced = sync && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+	PQclear(sync);
+	if (!synced || !PQexitPipelineMode(conn)) {
+		err_set(err, "08006", "batch: %s", PQerrorMessage(conn));
+		goto out;
+	}
+	rc = failed ? -1 : 0;
+	if (failed && err && strcmp(err->sqlstate, "26000") == 0 && pc)
+		prep_clear(pc);
+	return rc;
+out:
+	for (int i = 0; i < n; i++) {
+		PQclear(results[i]);
+		results[i] = NULL;
+	}
+	return -1;
+}
+
+int dh_db_prep_count(PGconn *conn)
+{
+	prep_cache *pc = conn ? PQinstanceData(conn, prep_event) : NULL;
+	return pc ? pc->n : 0;
 }
 
 int dh_db_conn_lost(PGconn *conn, const dh_db_err *err)

@@ -8,7 +8,8 @@
  * restart without restarting itself; while the server is away dh_db_get
  * answers NULL at once and callers report "unable to process".
  *
- * SQL reaches the server only through PQexecParams with bound parameters.
+ * SQL reaches the server only with bound parameters: PQexecParams, or for
+ * the hot static statements PQexecPrepared (dh_db_query_prep below).
  * Errors carry the SQLSTATE so callers branch on it (08xxx lost connection,
  * 23505 duplicate key, 40001/40P01 retry).
  *
@@ -70,6 +71,48 @@ PGresult *dh_db_query(PGconn *conn, const char *sql, int nparams,
 /* Like dh_db_query for statements without rows; returns 0 or -1. */
 int dh_db_exec(PGconn *conn, const char *sql, int nparams,
 	       const char *const *params, dh_db_err *err);
+
+/*
+ * dh_db_query/dh_db_exec for a STATIC statement text (a string literal or
+ * one of a few fixed texts), run often: the first use on a connection
+ * prepares it (PQprepare), later uses only bind and execute it
+ * (PQexecPrepared), so the server parses and plans it once per connection
+ * instead of every time. The cache is per connection, lives with the
+ * PGconn (a libpq event procedure frees it when the connection is closed
+ * and empties it on PQreset, whose new session has no statements) and holds
+ * at most DH_DB_PREP_MAX texts; past that, statements run unprepared.
+ * Never pass generated SQL (C-FIND's): every distinct text takes a slot.
+ * Errors as dh_db_query; a failed PQprepare is that statement's error.
+ */
+#define DH_DB_PREP_MAX 96
+PGresult *dh_db_query_prep(PGconn *conn, const char *sql, int nparams,
+			   const char *const *params, dh_db_err *err);
+int dh_db_exec_prep(PGconn *conn, const char *sql, int nparams,
+		    const char *const *params, dh_db_err *err);
+
+/* One statement of a dh_db_query_batch. */
+typedef struct {
+	const char *sql; /* static text, as for dh_db_query_prep */
+	int nparams;
+	const char *const *params;
+} dh_db_stmt;
+
+#define DH_DB_BATCH_MAX 8
+
+/*
+ * Runs n (<= DH_DB_BATCH_MAX) static statements in order in ONE round trip
+ * (libpq pipeline mode), each prepared as dh_db_query_prep does; the server
+ * runs each with its own snapshot, as if sent one by one. results[i] gets
+ * statement i's result (the caller PQclear's it) or NULL when it failed or
+ * was skipped (the server skips what follows a failure). Returns 0 when all
+ * succeeded, else -1 with the first failure in err. A failure of the
+ * pipeline itself (not of a statement) is reported as a lost connection
+ * (08006), so the caller discards the connection.
+ */
+int dh_db_query_batch(PGconn *conn, const dh_db_stmt *stmts, int n, PGresult **results, dh_db_err *err);
+
+/* How many statements conn has prepared through dh_db_query_prep (tests, diagnostics). */
+int dh_db_prep_count(PGconn *conn);
 
 /* 1 when err (or the connection's state) means the connection is gone. */
 int dh_db_conn_lost(PGconn *conn, const dh_db_err *err);

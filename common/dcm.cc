@@ -16,6 +16,9 @@
  *   dh_dcm_rc with a message.
  */
 #include "dcm.h"
+extern "C" {
+#include "hash.h"
+}
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcistrmb.h>
@@ -47,6 +50,10 @@
 #include <string>
 #include <new>
 #include <vector>
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <xxhash.h>
 
 struct dh_dcm_net {
 	T_ASC_Network *net;
@@ -850,6 +857,182 @@ extern "C" int dh_dcm_receive_store_file(dh_dcm_assoc *a, const dh_dcm_cmd *cmd,
 		return rc;
 	}
 	return DH_DCM_OK;
+}
+
+/*
+ * The file end of a C-STORE receive that hashes what it writes: MD5 and
+ * XXH3-128 of the whole file and XXH3-128 of the data set (every byte that
+ * comes after the File Meta Information, i.e. every byte received). Writes
+ * go straight to the descriptor: the PDVs arrive in blocks of the peer's
+ * PDU size, larger than a stdio buffer would gather.
+ */
+class HashingConsumer : public DcmConsumer {
+public:
+	HashingConsumer(int fd, dh_md5 *md5, XXH3_state_t *file, XXH3_state_t *dataset)
+		: fd_(fd), md5_(md5), file_(file), dataset_(dataset), status_(EC_Normal), errno_(0), size_(0)
+	{
+	}
+	OFBool good() const override { return status_.good(); }
+	OFCondition status() const override { return status_; }
+	OFBool isFlushed() const override { return OFTrue; }
+	offile_off_t avail() const override { return 0x7fffffff; }
+	offile_off_t write(const void *buf, offile_off_t buflen) override
+	{
+		if (status_.bad())
+			return 0;
+		const char *p = static_cast<const char *>(buf);
+		offile_off_t left = buflen;
+		while (left > 0) {
+			ssize_t n = ::write(fd_, p, (size_t)left);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				errno_ = n < 0 ? errno : EIO;
+				status_ = EC_InvalidStream;
+				return buflen - left;
+			}
+			p += n;
+			left -= n;
+		}
+		dh_md5_update(md5_, buf, (size_t)buflen);
+		XXH3_128bits_update(file_, buf, (size_t)buflen);
+		XXH3_128bits_update(dataset_, buf, (size_t)buflen);
+		size_ += buflen;
+		return buflen;
+	}
+	void flush() override {}
+	int write_errno() const { return errno_; }
+	long long size() const { return size_; }
+
+private:
+	int fd_;
+	dh_md5 *md5_;
+	XXH3_state_t *file_, *dataset_;
+	OFCondition status_;
+	int errno_;
+	long long size_;
+};
+
+class HashingStream : public DcmOutputStream {
+public:
+	HashingStream(int fd, dh_md5 *md5, XXH3_state_t *file, XXH3_state_t *dataset)
+		: DcmOutputStream(&consumer_), consumer_(fd, md5, file, dataset)
+	{
+	}
+	const HashingConsumer &consumer() const { return consumer_; }
+
+private:
+	HashingConsumer consumer_;
+};
+
+static void xxh_hex(XXH3_state_t *x, char out[33])
+{
+	XXH128_hash_t d = XXH3_128bits_digest(x);
+	snprintf(out, 33, "%016llx%016llx", (unsigned long long)d.high64, (unsigned long long)d.low64);
+}
+
+extern "C" int dh_dcm_receive_store_hashed(dh_dcm_assoc *a, const dh_dcm_cmd *cmd, const char *path,
+					   int timeout_s, dh_dcm_received *out, char *err, size_t errlen)
+{
+	int rc = DH_DCM_ERROR, fd = -1, e = 0, created = 0;
+	dh_md5 *md5 = NULL;
+	XXH3_state_t *fx = XXH3_createState(), *dx = XXH3_createState();
+	HashingStream *hs = NULL;
+	DcmOutputFileStream *fs = NULL;
+	T_ASC_PresentationContextID pcid = 0;
+	char meta[4096];
+	long long meta_len = 0;
+	OFCondition c;
+
+	memset(out, 0, sizeof(*out));
+	if (!fx || !dx || dh_md5_new(&md5) < 0 || XXH3_128bits_reset(fx) != XXH_OK ||
+	    XXH3_128bits_reset(dx) != XXH_OK) {
+		set_err_text(err, errlen, "out of memory");
+		dh_dcm_receive_discard(a, timeout_s);
+		goto done;
+	}
+	/* DCMTK writes the File Meta Information from the command, as dh_dcm_receive_store_file does */
+	c = DIMSE_createFilestream(path, &a->last.msg.CStoreRQ, a->assoc, (T_ASC_PresentationContextID)cmd->pc_id,
+				   OFTrue, &fs);
+	if (c.bad()) {
+		e = errno;
+		set_err(err, errlen, "cannot create file", c);
+		dh_dcm_receive_discard(a, timeout_s);
+		rc = (e == ENOSPC || e == EDQUOT) ? DH_DCM_NOSPACE : DH_DCM_ERROR;
+		goto done;
+	}
+	created = 1;
+	{
+		OFBool ok = fs->good();
+		delete fs; /* closes the file: the meta is in it */
+		fs = NULL;
+		if (ok)
+			fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC);
+		if (!ok || fd < 0) {
+			e = errno;
+			set_err_text(err, errlen, "cannot write file meta information");
+			dh_dcm_receive_discard(a, timeout_s);
+			rc = (e == ENOSPC || e == EDQUOT) ? DH_DCM_NOSPACE : DH_DCM_ERROR;
+			goto done;
+		}
+	}
+	/* the meta is a few hundred bytes: hashed from the file, the data set as it arrives */
+	for (;;) {
+		ssize_t n = pread(fd, meta, sizeof(meta), (off_t)meta_len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			set_err_text(err, errlen, "cannot read back file meta information");
+			dh_dcm_receive_discard(a, timeout_s);
+			goto done;
+		}
+		if (n == 0)
+			break;
+		dh_md5_update(md5, meta, (size_t)n);
+		XXH3_128bits_update(fx, meta, (size_t)n);
+		meta_len += n;
+	}
+	hs = new HashingStream(fd, md5, fx, dx);
+	c = DIMSE_receiveDataSetInFile(a->assoc, DIMSE_NONBLOCKING, timeout_s, &pcid, hs, NULL, NULL);
+	if (c.bad() || !hs->good()) {
+		int write_errno = hs->consumer().write_errno();
+		if (c == DIMSE_OUTOFRESOURCES || c.code() == DIMSEC_OUTOFRESOURCES || !hs->good()) {
+			rc = (write_errno == ENOSPC || write_errno == EDQUOT) ? DH_DCM_NOSPACE : DH_DCM_ERROR;
+			set_err(err, errlen, "cannot write data set", c.bad() ? c : EC_InvalidStream);
+		} else {
+			rc = map_receive_cond(c, err, errlen);
+		}
+		goto done;
+	}
+	/* close() may report a delayed write error */
+	e = close(fd);
+	fd = -1;
+	if (e != 0) {
+		e = errno;
+		set_err_text(err, errlen, "cannot write data set");
+		rc = (e == ENOSPC || e == EDQUOT) ? DH_DCM_NOSPACE : DH_DCM_ERROR;
+		goto done;
+	}
+	if (dh_md5_final(md5, out->md5) < 0) {
+		set_err_text(err, errlen, "cannot compute MD5");
+		goto done;
+	}
+	xxh_hex(fx, out->file_digest);
+	xxh_hex(dx, out->dataset_digest);
+	out->size = meta_len + hs->consumer().size();
+	rc = DH_DCM_OK;
+done:
+	delete hs;
+	if (fd >= 0)
+		close(fd);
+	if (rc != DH_DCM_OK && created)
+		unlink(path);
+	dh_md5_free(md5);
+	if (fx)
+		XXH3_freeState(fx);
+	if (dx)
+		XXH3_freeState(dx);
+	return rc;
 }
 
 extern "C" int dh_dcm_receive_discard(dh_dcm_assoc *a, int timeout_s)

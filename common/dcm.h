@@ -211,6 +211,24 @@ int dh_dcm_receive_command(dh_dcm_assoc *a, int timeout_s, dh_dcm_cmd *cmd, char
 int dh_dcm_receive_store_file(dh_dcm_assoc *a, const dh_dcm_cmd *cmd, const char *path,
 			      int timeout_s, char *err, size_t errlen);
 
+/* What dh_dcm_receive_store_hashed learnt while the bytes went by (hex digests, NUL-terminated). */
+typedef struct {
+	char md5[33];            /* MD5 of the whole file */
+	char file_digest[33];    /* XXH3-128 of the whole file */
+	char dataset_digest[33]; /* XXH3-128 of the data set: the bytes after File Meta Information */
+	long long size;          /* bytes in the file */
+} dh_dcm_received;
+
+/*
+ * dh_dcm_receive_store_file that also hashes the file while it is written
+ * (the File Meta Information once, then every received byte), so the
+ * caller need not read it back: it only fsyncs it. The digests are those
+ * dh_durable_md5_sync computes over the finished file, with the data set
+ * starting where dh_dsdigest_offset says. Nothing is fsync'ed here.
+ */
+int dh_dcm_receive_store_hashed(dh_dcm_assoc *a, const dh_dcm_cmd *cmd, const char *path, int timeout_s,
+				dh_dcm_received *out, char *err, size_t errlen);
+
 /* Reads and drops the data set that follows cmd (when a request is refused before it is read). */
 int dh_dcm_receive_discard(dh_dcm_assoc *a, int timeout_s);
 

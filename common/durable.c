@@ -33,6 +33,25 @@ int dh_durable_fsync_fd(int fd)
 	return rc == 0 ? 0 : -1;
 }
 
+int dh_durable_fsync_path(const char *path)
+{
+	int fd, rc, e;
+
+	do {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	} while (fd < 0 && errno == EINTR);
+	if (fd < 0)
+		return -1;
+	rc = dh_durable_fsync_fd(fd);
+	e = errno;
+	if (close(fd) != 0 && rc == 0) {
+		rc = -1;
+		e = errno;
+	}
+	errno = e;
+	return rc;
+}
+
 int dh_durable_fsync_dir(const char *dir)
 {
 	int fd;

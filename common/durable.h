@@ -18,6 +18,9 @@
 /* fsync of an open descriptor, retrying on EINTR. */
 int dh_durable_fsync_fd(int fd);
 
+/* open, fsync, close of the file at path (written by someone else, e.g. a hashing receive). */
+int dh_durable_fsync_path(const char *path);
+
 /* fsync of the directory at path. */
 int dh_durable_fsync_dir(const char *dir);
 

@@ -8,8 +8,9 @@
  *      File Meta Information added from the command);
  *   2. it is parsed and checked against the command (A900 when it is not an
  *      instance of the SOP class, lacks its UIDs, or is damaged);
- *   3. its MD5 (and XXH3-128 digests of the file and of its data set) are
- *      computed while the file is read back, and it is fsync'ed;
+ *   3. it is fsync'ed; its MD5 and the XXH3-128 digests of the file and of
+ *      its data set were computed while its bytes were written (step 1), so
+ *      it is never read back;
  *   4. one PostgreSQL transaction, serialised per SOP Instance UID by an
  *      advisory lock, applies the duplicate policy (seeds/kb-8993,
  *      conformance §2.2.1.6.1.3), renames the file into place durably and
@@ -192,7 +193,8 @@ static PGresult *q(tx *t, const char *sql, int n, const char *const *p)
 {
 	if (t->failed)
 		return NULL;
-	PGresult *r = dh_db_query(t->c, sql, n, p, &t->err);
+	/* every text here is static: prepared once per connection, then only bound and run */
+	PGresult *r = dh_db_query_prep(t->c, sql, n, p, &t->err);
 	if (!r)
 		t->failed = 1;
 	return r;
@@ -249,6 +251,34 @@ static void remap_uid(tx *t, const char *kind, const char *old_uid, const char *
 	DH_INFO("assigned %s UID %s instead of %s (%s)", kind, new_uid, old_uid, reason);
 }
 
+/* The probe's row (index_object), copied out of its result. "" for SQL NULL. */
+typedef struct {
+	char study_pk[32], study_acc[TXT], study_patient[32];
+	int known_sop; /* an instance row has this SOP UID (received or assigned) */
+	int deleted;   /* deleted_instance names this SOP UID with this MD5 */
+	char deleted_why[300];
+	char patient_pk[32], patient_name[TXT], birth_date[TXT], sex[TXT];
+	char series_pk[32], series_study[32];
+} probe;
+
+static void probe_fill(probe *pb, const PGresult *r)
+{
+#define COPY(dst, col) snprintf(pb->dst, sizeof(pb->dst), "%s", PQgetvalue(r, 0, (col)))
+	COPY(study_pk, 0);
+	COPY(study_acc, 1);
+	COPY(study_patient, 2);
+	pb->known_sop = PQgetvalue(r, 0, 3)[0] == 't';
+	pb->deleted = !PQgetisnull(r, 0, 4);
+	COPY(deleted_why, 4);
+	COPY(patient_pk, 5);
+	COPY(patient_name, 6);
+	COPY(birth_date, 7);
+	COPY(sex, 8);
+	COPY(series_pk, 9);
+	COPY(series_study, 10);
+#undef COPY
+}
+
 /*
  * The whole index decision for one object. tmp is the fsync'ed temp file;
  * rel/abs the final cache path. Fills d; returns 0 when the transaction
@@ -263,29 +293,73 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 	char reg_pk[32] = ""; /* the instance row a KOS registers with (new, overwritten or reconciled) */
 	int coerced = 0;
 	PGresult *r = NULL;
+	probe *pb = NULL; /* what the index holds for this object's keys (NULL: unknown, ask) */
+	probe pbuf;
+	const hub_spoke *sp = hub_config_spoke_of_ae(&h->cfg, source_ae);
 
 	snprintf(study_uid, sizeof(study_uid), "%s", o->study_uid);
 	snprintf(series_uid, sizeof(series_uid), "%s", o->series_uid);
 	snprintf(sop_uid, sizeof(sop_uid), "%s", o->sop_uid);
-	x(t, "BEGIN", 0, NULL);
+	/*
+	 * BEGIN, the lock serialising this SOP Instance UID, and the probe: what
+	 * the common case decides on (the study and its accession, whether the
+	 * SOP UID is known, whether a spoke's resend names a deleted instance,
+	 * the patient, study and series rows the object would join), sent in
+	 * one round trip (dh_db_query_batch). The probe runs after the lock has
+	 * been granted, as its own statement, so its snapshot sees every object
+	 * of this SOP UID committed before. Rare cases (duplicates, remaps, rows
+	 * missing) take the statements below, as before.
+	 */
 	{
-		const char *p[1] = { o->sop_uid };
-		x(t, "SELECT pg_advisory_xact_lock(7243002, hashtext($1))", 1, p);
+		const char *lp[1] = { o->sop_uid };
+		const char *p[6] = { o->study_uid, o->sop_uid, o->patient_id, o->issuer, o->series_uid, md5 };
+		const dh_db_stmt st[3] = {
+			{ "BEGIN", 0, NULL },
+			{ "SELECT pg_advisory_xact_lock(7243002, hashtext($1))", 1, lp },
+			{ "SELECT st.pk, st.accession, st.patient_fk, "
+			  "EXISTS (SELECT 1 FROM instance i WHERE i.received_sop_uid = $2 OR i.sop_uid = $2), "
+			  "(SELECT reason FROM deleted_instance WHERE sop_uid = $2 AND md5 = $6 LIMIT 1), "
+			  "p.pk, p.patient_name, p.birth_date, p.sex, se.pk, se.study_fk "
+			  "FROM (SELECT 1) one "
+			  "LEFT JOIN study st ON st.study_uid = $1 "
+			  "LEFT JOIN patient p ON p.patient_id = $3 AND p.issuer = $4 "
+			  "LEFT JOIN series se ON se.series_uid = $5",
+			  6, p },
+		};
+		PGresult *res[3];
+		if (dh_db_query_batch(t->c, st, 3, res, &t->err) < 0)
+			t->failed = 1;
+		PQclear(res[0]);
+		PQclear(res[1]);
+		PGresult *pr = res[2];
+		if (pr && PQntuples(pr) == 1) {
+			pb = &pbuf;
+			probe_fill(pb, pr);
+		}
+		PQclear(pr);
 	}
 	/* another order under the same Study Instance UID gets a study of its own */
-	{
-		const char *p[1] = { o->study_uid };
-		if (q1(t, "SELECT accession FROM study WHERE study_uid = $1", 1, p, study_acc,
-		       sizeof(study_acc)) > 0 && o->accession[0] && study_acc[0] &&
-		    strcmp(study_acc, o->accession) != 0) {
+	if (pb && pb->study_pk[0]) {
+		memcpy(study_acc, pb->study_acc, sizeof(study_acc)); /* same size, terminated */
+		if (o->accession[0] && study_acc[0] && strcmp(study_acc, o->accession) != 0) {
 			remap_uid(t, "study", o->study_uid, NULL, o->accession, source_ae,
 				  "same Study Instance UID received under another accession number",
 				  study_uid);
 			coerced = 1;
+			/* the probe's study and series rows are the old order's: not this object's */
+			pb->study_pk[0] = pb->series_pk[0] = '\0';
 		}
 	}
-	/* duplicate SOP Instance UID? */
-	{
+	/* a spoke's resend of an object deleted here (see below), known from the probe */
+	if (pb && !pb->known_sop && sp && pb->deleted) {
+		d->status = ST_SUCCESS;
+		DH_INFO("%s from spoke %s was deleted here (%s): resend accepted, not shown again", o->sop_uid,
+			sp->id, pb->deleted_why);
+		x(t, "ROLLBACK", 0, NULL);
+		return t->failed ? -1 : 0;
+	}
+	/* duplicate SOP Instance UID? (the probe says no in the common case; without it, ask) */
+	if (!t->failed && (!pb || pb->known_sop)) {
 		const char *p[1] = { o->sop_uid };
 		r = q(t, "SELECT i.pk, i.md5, i.file_path, st.study_uid, i.received_study_uid, i.sop_uid, "
 			 "se.series_uid, st.owner_spoke, (i.moved OR i.sop_uid <> i.received_sop_uid OR "
@@ -294,7 +368,6 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 			 "JOIN series se ON se.pk = i.series_fk JOIN study st ON st.pk = se.study_fk "
 			 "WHERE i.received_sop_uid = $1 OR i.sop_uid = $1", 1, p);
 		int same = -1, resend = -1, reconcile = -1;
-		const hub_spoke *sp = hub_config_spoke_of_ae(&h->cfg, source_ae);
 		for (int i = 0; r && i < PQntuples(r); i++) {
 			if (strcmp(PQgetvalue(r, i, 3), study_uid) == 0)
 				same = i;
@@ -421,7 +494,14 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 		r = NULL;
 	}
 	/* patient */
-	{
+	if (pb && pb->patient_pk[0]) {
+		snprintf(ppk, sizeof(ppk), "%s", pb->patient_pk);
+		if (differs(o->patient_name, pb->patient_name) || differs(o->birth_date, pb->birth_date) ||
+		    differs(o->sex, pb->sex)) {
+			coerced = 1;
+			DH_INFO("patient '%s' attributes differ from the index's; index kept", o->patient_id);
+		}
+	} else {
 		const char *p[5] = { o->patient_id, o->issuer, o->patient_name, o->birth_date, o->sex };
 		if (q1(t, "INSERT INTO patient (patient_id, issuer, patient_name, birth_date, sex) "
 			  "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (patient_id, issuer) DO NOTHING RETURNING pk",
@@ -443,8 +523,13 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 		}
 	}
 	/* study; its first object's spoke owns it */
-	{
-		const hub_spoke *sp = hub_config_spoke_of_ae(&h->cfg, source_ae);
+	if (pb && pb->study_pk[0]) {
+		snprintf(stpk, sizeof(stpk), "%s", pb->study_pk);
+		if (strcmp(pb->study_patient, ppk) != 0) {
+			coerced = 1;
+			DH_INFO("study %s belongs to another patient in the index; index kept", study_uid);
+		}
+	} else {
 		const char *p[10] = { ppk, study_uid, o->study_id, o->study_date, o->study_time, o->accession,
 				      o->referring, o->study_desc, o->status_id, sp ? sp->id : "" };
 		if (q1(t, "INSERT INTO study (patient_fk, study_uid, study_id, study_date, study_time, "
@@ -467,7 +552,10 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 		}
 	}
 	/* series; a series UID already used by another study is remapped into this one */
-	for (int attempt = 0; attempt < 2 && !t->failed; attempt++) {
+	int have_series = pb && pb->series_pk[0] && strcmp(pb->series_study, stpk) == 0;
+	if (have_series)
+		snprintf(sepk, sizeof(sepk), "%s", pb->series_pk);
+	for (int attempt = 0; attempt < 2 && !t->failed && !have_series; attempt++) {
 		const char *p[9] = { stpk, series_uid, o->modality, o->series_number, o->series_desc,
 				     o->institution, o->department, o->pps_date, o->pps_time };
 		if (q1(t, "INSERT INTO series (study_fk, series_uid, modality, series_number, description, "
@@ -674,7 +762,8 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 	/* the temp file lives in its final directory: the rename stays in one
 	 * directory, and ext4 does not pile every new inode into one group */
 	snprintf(tmp, sizeof(tmp), "%s/%.2s/%s.part", cache, uuid, uuid);
-	int r = dh_dcm_receive_store_file(a, cmd, tmp, timeout, err, sizeof(err));
+	dh_dcm_received got;
+	int r = dh_dcm_receive_store_hashed(a, cmd, tmp, timeout, &got, err, sizeof(err));
 	if (r == DH_DCM_NOSPACE) {
 		d.status = ST_OUT_OF_RESOURCES;
 		snprintf(d.comment, sizeof(d.comment), "storage full");
@@ -707,8 +796,12 @@ int ingest_store(hub *h, dh_dcm_assoc *a, const dh_dcm_cmd *cmd)
 		snprintf(d.comment, sizeof(d.comment), "out of memory");
 		goto respond;
 	}
-	/* one read: the file's MD5 and the data set's (verify compares it with the spoke's; '' unknown) */
-	if (dh_durable_md5_sync(tmp, md5, &size, dh_dsdigest_offset(tmp), dsdig, fdig) < 0) {
+	/* digests from the receive: the file's MD5 and XXH3, the data set's (verify compares it with the spoke's) */
+	snprintf(md5, sizeof(md5), "%s", got.md5);
+	snprintf(dsdig, sizeof(dsdig), "%s", got.dataset_digest);
+	snprintf(fdig, sizeof(fdig), "%s", got.file_digest);
+	size = got.size;
+	if (dh_durable_fsync_path(tmp) < 0) {
 		int e = errno;
 		d.status = (e == ENOSPC || e == EDQUOT) ? ST_OUT_OF_RESOURCES : ST_PROCESSING_FAILURE;
 		snprintf(d.comment, sizeof(d.comment), "cannot write object: %s", strerror(e));

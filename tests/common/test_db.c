@@ -308,6 +308,179 @@ static void test_newer_schema_refused(void)
 }
 
 /*
+ * dh_db_query_prep: a static text is prepared once per connection and then
+ * reused (same results as unprepared), its parameters stay data, a
+ * statement prepared inside a rolled-back transaction stays usable, errors
+ * carry their SQLSTATE, a failed PREPARE takes no slot, and past
+ * DH_DB_PREP_MAX texts statements still run (unprepared).
+ */
+static void test_prepared_statements(void)
+{
+	dh_db *one = NULL;
+	dh_db_err err;
+	PGconn *c;
+	PGresult *res;
+	const char *sql = "SELECT $1::text || '-' || $2::text";
+
+	memset(&err, 0, sizeof(err));
+	CU_ASSERT_EQUAL_FATAL(dh_db_open(&one, conninfo, 1), 0);
+	c = dh_db_get(one, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(dh_db_prep_count(c), 0);
+	for (int i = 0; i < 3; i++) {
+		const char *p[2] = { "a'; DROP TABLE x; --", i == 1 ? NULL : "b" };
+		res = dh_db_query_prep(c, sql, 2, p, &err);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+		CU_ASSERT_EQUAL(PQgetisnull(res, 0, 0), i == 1);
+		if (i != 1)
+			CU_ASSERT_STRING_EQUAL(PQgetvalue(res, 0, 0), "a'; DROP TABLE x; ---b");
+		PQclear(res);
+	}
+	CU_ASSERT_EQUAL(dh_db_prep_count(c), 1);
+	/* planned per execution: no generic plan fixed while the tables were small */
+	char mode[64];
+	query_value(c, "SHOW plan_cache_mode", 0, NULL, mode, sizeof(mode));
+	CU_ASSERT_STRING_EQUAL(mode, "force_custom_plan");
+	/* the server holds it under our name: a second text gets a second one */
+	res = dh_db_query(c, "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'dh\\_%'", 0, NULL,
+			  &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT_STRING_EQUAL(PQgetvalue(res, 0, 0), "1");
+	PQclear(res);
+
+	/* prepared inside a transaction that rolls back: still there afterwards */
+	CU_ASSERT_EQUAL(dh_db_exec_prep(c, "BEGIN", 0, NULL, &err), 0);
+	CU_ASSERT_EQUAL(dh_db_exec_prep(c, "SELECT 41 + 1", 0, NULL, &err), 0);
+	CU_ASSERT_EQUAL(dh_db_exec_prep(c, "ROLLBACK", 0, NULL, &err), 0);
+	res = dh_db_query_prep(c, "SELECT 41 + 1", 0, NULL, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT_STRING_EQUAL(PQgetvalue(res, 0, 0), "42");
+	PQclear(res);
+	CU_ASSERT_EQUAL(dh_db_prep_count(c), 4);
+
+	/* an execution error carries its SQLSTATE and leaves the statement usable */
+	const char *zero[1] = { "0" };
+	memset(&err, 0, sizeof(err));
+	CU_ASSERT_PTR_NULL(dh_db_query_prep(c, "SELECT 1 / $1::int", 1, zero, &err));
+	CU_ASSERT_STRING_EQUAL(err.sqlstate, "22012");
+	const char *two[1] = { "2" };
+	res = dh_db_query_prep(c, "SELECT 1 / $1::int", 1, two, &err);
+	CU_ASSERT_PTR_NOT_NULL(res);
+	PQclear(res);
+	/* a text that does not parse fails at PREPARE and takes no slot */
+	int before = dh_db_prep_count(c);
+	memset(&err, 0, sizeof(err));
+	CU_ASSERT_PTR_NULL(dh_db_query_prep(c, "SELEKT 1", 0, NULL, &err));
+	CU_ASSERT_STRING_EQUAL(err.sqlstate, "42601");
+	CU_ASSERT_EQUAL(dh_db_prep_count(c), before);
+
+	/* a full cache runs further texts unprepared, correctly */
+	for (int i = 0; i < DH_DB_PREP_MAX + 5; i++) {
+		char q[64], want[16];
+		snprintf(q, sizeof(q), "SELECT %d", i);
+		snprintf(want, sizeof(want), "%d", i);
+		res = dh_db_query_prep(c, q, 0, NULL, &err);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+		CU_ASSERT_STRING_EQUAL(PQgetvalue(res, 0, 0), want);
+		PQclear(res);
+	}
+	CU_ASSERT_EQUAL(dh_db_prep_count(c), DH_DB_PREP_MAX);
+	/* the texts prepared before still run prepared */
+	const char *xy[2] = { "x", "y" };
+	res = dh_db_query_prep(c, sql, 2, xy, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT_STRING_EQUAL(PQgetvalue(res, 0, 0), "x-y");
+	PQclear(res);
+
+	/* PQreset opens a new session: the cache empties and statements are prepared again */
+	PQreset(c);
+	CU_ASSERT_EQUAL(dh_db_prep_count(c), 0);
+	res = dh_db_query_prep(c, "SELECT 41 + 1", 0, NULL, &err);
+	CU_ASSERT_PTR_NOT_NULL(res);
+	PQclear(res);
+	CU_ASSERT_EQUAL(dh_db_prep_count(c), 1);
+	query_value(c, "SHOW plan_cache_mode", 0, NULL, mode, sizeof(mode));
+	CU_ASSERT_STRING_EQUAL(mode, "force_custom_plan");
+	dh_db_put(one, c, 0);
+	dh_db_close(one);
+}
+
+/*
+ * dh_db_query_batch: statements run in order in one round trip, each with
+ * its results; a failing one reports its SQLSTATE, the ones after it are
+ * skipped, and the connection leaves pipeline mode usable (the caller rolls
+ * back). Each statement sees what the ones before it did.
+ */
+static void test_batch(void)
+{
+	dh_db *one = NULL;
+	dh_db_err err;
+	PGconn *c;
+	PGresult *res[3];
+	const char *v[1] = { "7" };
+
+	memset(&err, 0, sizeof(err));
+	CU_ASSERT_EQUAL_FATAL(dh_db_open(&one, conninfo, 1), 0);
+	c = dh_db_get(one, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL_FATAL(dh_db_exec(c, "CREATE TEMP TABLE bt (v int)", 0, NULL, &err), 0);
+	for (int round = 0; round < 2; round++) { /* first use prepares, the second only executes */
+		const dh_db_stmt ok[3] = {
+			{ "BEGIN", 0, NULL },
+			{ "INSERT INTO bt VALUES ($1::int)", 1, v },
+			{ "SELECT count(*), sum(v) FROM bt", 0, NULL },
+		};
+		CU_ASSERT_EQUAL(dh_db_query_batch(c, ok, 3, res, &err), 0);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(res[2]);
+		CU_ASSERT_STRING_EQUAL(PQgetvalue(res[2], 0, 0), round == 0 ? "1" : "2");
+		CU_ASSERT_STRING_EQUAL(PQgetvalue(res[2], 0, 1), round == 0 ? "7" : "14");
+		for (int i = 0; i < 3; i++)
+			PQclear(res[i]);
+		CU_ASSERT_EQUAL(PQtransactionStatus(c), PQTRANS_INTRANS);
+		CU_ASSERT_EQUAL(dh_db_exec_prep(c, "COMMIT", 0, NULL, &err), 0);
+	}
+	CU_ASSERT_EQUAL(PQpipelineStatus(c), PQ_PIPELINE_OFF);
+
+	const char *zero[1] = { "0" };
+	const dh_db_stmt bad[3] = {
+		{ "BEGIN", 0, NULL },
+		{ "SELECT 1 / $1::int", 1, zero },
+		{ "SELECT count(*), sum(v) FROM bt", 0, NULL },
+	};
+	memset(&err, 0, sizeof(err));
+	CU_ASSERT_EQUAL(dh_db_query_batch(c, bad, 3, res, &err), -1);
+	CU_ASSERT_STRING_EQUAL(err.sqlstate, "22012");
+	CU_ASSERT_PTR_NOT_NULL(res[0]);
+	CU_ASSERT_PTR_NULL(res[1]);
+	CU_ASSERT_PTR_NULL(res[2]);
+	PQclear(res[0]);
+	CU_ASSERT_EQUAL(dh_db_conn_lost(c, &err), 0);
+	CU_ASSERT_EQUAL(PQpipelineStatus(c), PQ_PIPELINE_OFF);
+	CU_ASSERT_EQUAL(PQtransactionStatus(c), PQTRANS_INERROR);
+	CU_ASSERT_EQUAL(dh_db_exec(c, "ROLLBACK", 0, NULL, &err), 0);
+	char n[16];
+	query_value(c, "SELECT count(*) FROM bt", 0, NULL, n, sizeof(n));
+	CU_ASSERT_STRING_EQUAL(n, "2");
+
+	/* a text that does not parse fails before anything is sent */
+	const dh_db_stmt unparsable[2] = { { "BEGIN", 0, NULL }, { "SELEKT 1", 0, NULL } };
+	memset(&err, 0, sizeof(err));
+	CU_ASSERT_EQUAL(dh_db_query_batch(c, unparsable, 2, res, &err), -1);
+	CU_ASSERT_STRING_EQUAL(err.sqlstate, "42601");
+	CU_ASSERT_EQUAL(PQtransactionStatus(c), PQTRANS_IDLE);
+
+	/* the server gone: the batch fails as a lost connection */
+	CU_ASSERT_EQUAL_FATAL(pgtest_ctl("restart"), 0);
+	const dh_db_stmt one_stmt[1] = { { "SELECT count(*), sum(v) FROM bt", 0, NULL } };
+	memset(&err, 0, sizeof(err));
+	CU_ASSERT_EQUAL(dh_db_query_batch(c, one_stmt, 1, res, &err), -1);
+	CU_ASSERT_EQUAL(dh_db_conn_lost(c, &err), 1);
+	CU_ASSERT_PTR_NULL(res[0]);
+	dh_db_put(one, c, 1);
+	dh_db_close(one);
+}
+
+/*
  * The brief's scenario: the connection in hand fails after the restart, is
  * returned as broken, and the next borrow opens a working one.
  */
@@ -337,6 +510,29 @@ static void test_pool_survives_restart(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	query_value(c, "SELECT 2", 0, NULL, v, sizeof(v));
 	CU_ASSERT_STRING_EQUAL(v, "2");
+	/* the new connection prepares afresh: no stale cache from the one that died */
+	CU_ASSERT_EQUAL(dh_db_prep_count(c), 0);
+	res = dh_db_query_prep(c, "SELECT 5", 0, NULL, &err);
+	CU_ASSERT_PTR_NOT_NULL(res);
+	PQclear(res);
+	dh_db_put(one, c, 0);
+
+	/* a connection that prepared, lost in a restart, is replaced by one that prepares again */
+	c = dh_db_get(one, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(dh_db_prep_count(c), 1);
+	CU_ASSERT_EQUAL_FATAL(pgtest_ctl("restart"), 0);
+	res = dh_db_query_prep(c, "SELECT 5", 0, NULL, &err);
+	CU_ASSERT_PTR_NULL(res);
+	CU_ASSERT_EQUAL(dh_db_conn_lost(c, &err), 1);
+	dh_db_put(one, c, 1);
+	c = dh_db_get(one, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL(dh_db_prep_count(c), 0);
+	res = dh_db_query_prep(c, "SELECT 5", 0, NULL, &err);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(res);
+	CU_ASSERT_STRING_EQUAL(PQgetvalue(res, 0, 0), "5");
+	PQclear(res);
 	dh_db_put(one, c, 0);
 	dh_db_close(one);
 }
@@ -441,6 +637,8 @@ int main(void)
 	    CU_add_test(s, "errors carry SQLSTATE", test_errors_carry_sqlstate) == NULL ||
 	    CU_add_test(s, "retryable and lost", test_retryable_and_lost) == NULL ||
 	    CU_add_test(s, "newer schema refused", test_newer_schema_refused) == NULL ||
+	    CU_add_test(s, "prepared statements", test_prepared_statements) == NULL ||
+	    CU_add_test(s, "batch in one round trip", test_batch) == NULL ||
 	    CU_add_test(s, "pool survives a restart", test_pool_survives_restart) == NULL ||
 	    CU_add_test(s, "idle connections after a restart", test_idle_connections_after_restart) == NULL ||
 	    CU_add_test(s, "get fails when stopped", test_get_fails_when_stopped) == NULL ||

@@ -59,13 +59,16 @@ n_ts=$(dh_psql "SELECT count(DISTINCT transfer_syntax) FROM instance")
 [ "$n_ts" -ge 6 ] || dh_fail "only $n_ts transfer syntaxes stored"
 echo "stored $ok objects, $n_classes SOP classes, $n_ts transfer syntaxes"
 
-# every indexed object's file exists and has the recorded MD5
+# every indexed object's file exists and has the recorded MD5; the digests hubd
+# computed while receiving equal those of the file read back (size too)
 bad=0
-while IFS='|' read -r path md5; do
+while IFS='|' read -r path md5 fdig dsdig size; do
   actual=$(md5sum "$T/cache/$path" | cut -d' ' -f1)
   [ "$actual" = "$md5" ] || { echo "MD5 mismatch for $path"; bad=$((bad + 1)); }
-done < <(dh_psql "SELECT file_path, md5 FROM instance")
-dh_assert_eq 0 "$bad" "cached files whose MD5 differs from the index"
+  back=$("$DH_BUILD/tests/tools/filedigest" "$T/cache/$path")
+  [ "$back" = "$md5 $fdig $dsdig $size" ] || { echo "digests of $path: index '$md5 $fdig $dsdig $size', file '$back'"; bad=$((bad + 1)); }
+done < <(dh_psql "SELECT file_path, md5, file_digest, dataset_digest, file_size FROM instance")
+dh_assert_eq 0 "$bad" "cached files whose MD5 or digests differ from the index"
 
 # a data set sent verbatim is kept verbatim
 for f in JPEG2000.dcm MR_small_RLE.dcm rtplan.dcm ExplVR_BigEnd.dcm; do
