@@ -216,7 +216,6 @@ int dh_db_exec(PGconn *conn, const char *sql, int nparams,
  */
 typedef struct {
 	int n;
-	int custom_plans; /* the session asked for custom plans (see prep_session) */
 	uint64_t hash[DH_DB_PREP_MAX];
 	char *sql[DH_DB_PREP_MAX];
 } prep_cache;
@@ -234,10 +233,8 @@ static int prep_event(PGEventId id, void *info, void *pass)
 	if (id == PGEVT_CONNRESET) {
 		/* a reset opens a new session: the server forgot our statements */
 		prep_cache *pc = PQinstanceData(((PGEventConnReset *)info)->conn, prep_event);
-		if (pc) {
+		if (pc)
 			prep_clear(pc);
-			pc->custom_plans = 0;
-		}
 	} else if (id == PGEVT_CONNDESTROY) {
 		PGconn *c = ((PGEventConnDestroy *)info)->conn;
 		prep_cache *pc = PQinstanceData(c, prep_event);
@@ -249,33 +246,12 @@ static int prep_event(PGEventId id, void *info, void *pass)
 	return 1;
 }
 
-/*
- * Prepared statements keep their parse tree but are planned for every
- * execution (plan_cache_mode = force_custom_plan): a generic plan is fixed
- * after five runs, and one made while a table was small (a new hub) keeps
- * scanning it sequentially as it grows, until autovacuum analyzes it (seen:
- * the duplicate lookup read half of the instance table per object). The
- * session setting is made while the connection is idle (a SET inside a
- * transaction would roll back with it); until then the first executions
- * use PostgreSQL's default, which plans the first five custom anyway.
- */
-static void prep_session(PGconn *conn, prep_cache *pc)
-{
-	if (pc->custom_plans || PQtransactionStatus(conn) != PQTRANS_IDLE)
-		return;
-	pc->custom_plans = 1; /* once per session, also when the server does not know the setting (< 12) */
-	if (PQserverVersion(conn) >= 120000)
-		PQclear(PQexec(conn, "SET plan_cache_mode = force_custom_plan"));
-}
-
 /* The connection's cache, registered on first use; NULL (run unprepared) when out of memory. */
 static prep_cache *prep_of(PGconn *conn)
 {
 	prep_cache *pc = PQinstanceData(conn, prep_event);
-	if (pc) {
-		prep_session(conn, pc);
+	if (pc)
 		return pc;
-	}
 	if (!(pc = calloc(1, sizeof(*pc))))
 		return NULL;
 	/* registering twice fails harmlessly; the data is what says whether we did */
@@ -284,7 +260,6 @@ static prep_cache *prep_of(PGconn *conn)
 		free(pc);
 		return NULL;
 	}
-	prep_session(conn, pc);
 	return pc;
 }
 

@@ -82,6 +82,9 @@ int dh_db_exec(PGconn *conn, const char *sql, int nparams,
  * and empties it on PQreset, whose new session has no statements) and holds
  * at most DH_DB_PREP_MAX texts; past that, statements run unprepared.
  * Never pass generated SQL (C-FIND's): every distinct text takes a slot.
+ * PostgreSQL keeps a generic plan after five executions: a caller whose
+ * tables may still be small (a new hub) disables sequential scans in its
+ * transaction, as ingest does, or the plan outlives the tables' growth.
  * Errors as dh_db_query; a failed PQprepare is that statement's error.
  */
 #define DH_DB_PREP_MAX 96

@@ -315,7 +315,9 @@ static int index_object(hub *h, tx *t, const obj_attrs *o, const dh_dcm_ds *ds, 
 		const char *p[6] = { o->study_uid, o->sop_uid, o->patient_id, o->issuer, o->series_uid, md5 };
 		const dh_db_stmt st[3] = {
 			{ "BEGIN", 0, NULL },
-			{ "SELECT pg_advisory_xact_lock(7243002, hashtext($1))", 1, lp },
+			/* index lookups only: a plan cached while the tables were small must not scan them */
+			{ "SELECT pg_advisory_xact_lock(7243002, hashtext($1)), set_config('enable_seqscan', 'off', true)",
+			  1, lp },
 			{ "SELECT st.pk, st.accession, st.patient_fk, "
 			  "EXISTS (SELECT 1 FROM instance i WHERE i.received_sop_uid = $2 OR i.sop_uid = $2), "
 			  "(SELECT reason FROM deleted_instance WHERE sop_uid = $2 AND md5 = $6 LIMIT 1), "
@@ -691,7 +693,8 @@ static int quarantine_object(tx *t, const obj_attrs *o, const char *source_ae, c
 	x(t, "BEGIN", 0, NULL);
 	{
 		const char *p[1] = { o->sop_uid };
-		x(t, "SELECT pg_advisory_xact_lock(7243002, hashtext($1))", 1, p);
+		x(t, "SELECT pg_advisory_xact_lock(7243002, hashtext($1)), set_config('enable_seqscan', 'off', true)",
+		  1, p);
 	}
 	if (t->failed || kos_quarantine_add(t->c, &qi, &resend, pk, &t->err) < 0) {
 		t->failed = 1;
