@@ -15,7 +15,7 @@
  * what the index says differs from the stored file, and the connection
  * goes back to the pool before any byte is read. An object with nothing to change is sent
  * as stored: the cache file straight from its descriptor, or the TAR
- * member as read and MD5-checked (instance_open). One with changes is
+ * member as read and checked (instance_open, archive.read_verify). One with changes is
  * parsed, changed and re-encoded in its stored transfer syntax
  * (dh_dcm_render), as C-MOVE does when the destination took that syntax.
  * Deleted objects are not in the instance table and cannot be found.
