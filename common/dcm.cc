@@ -928,7 +928,7 @@ private:
 static void xxh_hex(XXH3_state_t *x, char out[33])
 {
 	XXH128_hash_t d = XXH3_128bits_digest(x);
-	snprintf(out, 33, "%016llx%016llx", (unsigned long long)d.high64, (unsigned long long)d.low64);
+	dh_xxh128_hex(d.high64, d.low64, out);
 }
 
 extern "C" int dh_dcm_receive_store_hashed(dh_dcm_assoc *a, const dh_dcm_cmd *cmd, const char *path,

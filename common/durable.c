@@ -372,7 +372,7 @@ int dh_durable_fanout_prepare(const char *root, int *removed)
 static void xxh_hex(XXH3_state_t *x, char out[33])
 {
 	XXH128_hash_t d = XXH3_128bits_digest(x);
-	snprintf(out, 33, "%016llx%016llx", (unsigned long long)d.high64, (unsigned long long)d.low64);
+	dh_xxh128_hex(d.high64, d.low64, out);
 }
 
 int dh_durable_md5_sync(const char *path, char *md5, long long *size, long from, char *digest_from,

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -174,4 +175,9 @@ done:
 	if (rc != 0)
 		errno = e;
 	return rc;
+}
+
+void dh_xxh128_hex(unsigned long long high64, unsigned long long low64, char out[33])
+{
+	snprintf(out, 33, "%016llx%016llx", high64, low64);
 }

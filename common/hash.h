@@ -23,4 +23,11 @@ int dh_md5_update(dh_md5 *h, const void *buf, size_t len);
 int dh_md5_final(dh_md5 *h, char out[DH_MD5_HEX_LEN + 1]);
 void dh_md5_free(dh_md5 *h);
 
+/*
+ * An XXH3-128 digest (libxxhash's XXH128_hash_t halves) as the 32 lowercase
+ * hex digits the index stores (instance.file_digest, dataset_digest,
+ * tar_file.digest): high 64 bits, then low. out holds 33 bytes.
+ */
+void dh_xxh128_hex(unsigned long long high64, unsigned long long low64, char out[33]);
+
 #endif

@@ -121,16 +121,14 @@ static long long round_block(long long n)
 static void xxh_hex(XXH3_state_t *x, char out[DH_MD5_HEX_LEN + 1])
 {
 	XXH128_hash_t d = XXH3_128bits_digest(x);
-	snprintf(out, DH_MD5_HEX_LEN + 1, "%016llx%016llx", (unsigned long long)d.high64,
-		 (unsigned long long)d.low64);
+	dh_xxh128_hex(d.high64, d.low64, out);
 }
 
 /* XXH3-128 of a buffer, hex in the format of instance.file_digest. */
 static void xxh_buffer_hex(const void *buf, size_t len, char out[DH_MD5_HEX_LEN + 1])
 {
 	XXH128_hash_t d = XXH3_128bits(buf, len);
-	snprintf(out, DH_MD5_HEX_LEN + 1, "%016llx%016llx", (unsigned long long)d.high64,
-		 (unsigned long long)d.low64);
+	dh_xxh128_hex(d.high64, d.low64, out);
 }
 
 /*
